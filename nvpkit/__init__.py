@@ -1,0 +1,24 @@
+"""nvpkit: neural video representations with learnable positional features (NVP) and
+compression-guided training of them, from a notebook.
+
+    video = nvpkit.load_video("sample", num_frames=16, downscale=4)
+    trainer = nvpkit.Trainer.from_config(video, "cpu_s", steps=300)
+    trainer.train()
+    print(nvpkit.evaluate(trainer.model, video, write="recon.mp4"))
+"""
+from .config import (PRESETS, GridConfig, NetworkConfig, NVPConfig, SparseGridConfig, count_parameters,
+                     load_config, size_sparse_grid)
+from .data import SAMPLES, Video, load_video, video_writer, write_video
+from .grids import DenseGrid2D, SparseGrid3D
+from .metrics import ms_ssim, psnr
+from .model import NVP
+from .render import Evaluation, evaluate, render
+from .train import TrainConfig, Trainer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PRESETS", "GridConfig", "NetworkConfig", "NVPConfig", "SparseGridConfig", "count_parameters", "load_config",
+    "size_sparse_grid", "SAMPLES", "Video", "load_video", "video_writer", "write_video", "DenseGrid2D",
+    "SparseGrid3D", "ms_ssim", "psnr", "NVP", "Evaluation", "evaluate", "render", "TrainConfig", "Trainer",
+]

@@ -1,0 +1,71 @@
+"""Command line: ``python -m nvpkit train`` trains on a clip, prints PSNR and writes a reconstruction."""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from . import __version__
+from ._files import atomic_path
+from .data import load_video
+from .render import evaluate
+from .train import Trainer
+
+
+def _train(args: argparse.Namespace) -> None:
+    out = Path(args.out or time.strftime("runs/train-%Y%m%d-%H%M%S"))
+    if (out / "results.json").exists() and not args.overwrite:
+        sys.exit(f"nvpkit: {str(out)!r} already holds results; pass --overwrite or choose another --out")
+    video = load_video(args.dataset, args.num_frames, downscale=args.downscale)
+    trainer = Trainer.from_config(video, args.config, steps=args.steps, batch=args.batch, lr=args.lr,
+                                  seed=args.seed, device=args.device)
+    counts = trainer.model.parameter_counts()
+    print(f"{video}; model {args.config}: {counts['total']:,} parameters; {trainer.config.steps} steps of "
+          f"{trainer.batch:,} pixels on {trainer.device}")
+    trainer.train()
+    trainer.save(out / "checkpoint.pt")
+    result = evaluate(trainer.model, video, write=out / "reconstruction.mp4", overwrite=args.overwrite)
+    with atomic_path(out / "results.json") as tmp:
+        tmp.write_text(json.dumps({
+            "arguments": vars(args), "video": {"name": video.name, "shape": list(video.frames.shape)},
+            "model_config": trainer.model.config.to_dict(), "train_config": asdict(trainer.config),
+            "parameters": counts, "evaluation": result.to_dict(), "history": trainer.history,
+            "versions": {"nvpkit": __version__, "torch": torch.__version__, "python": platform.python_version()},
+            "device": torch.cuda.get_device_name(trainer.device) if trainer.device.type == "cuda"
+            else platform.processor() or "cpu",
+        }, indent=1))
+    ssim = f", MS-SSIM {result.ms_ssim:.4f}" if result.ms_ssim is not None else ""
+    print(f"PSNR {result.psnr:.2f} dB{ssim} over {video.num_frames} frames "
+          f"(training {trainer.elapsed:.0f} s); reconstruction: {out / 'reconstruction.mp4'}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="nvpkit", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    train = commands.add_parser("train", help="train NVP on a video, evaluate it, write a reconstruction")
+    train.add_argument("--dataset", default="sample", help="'sample', a folder of frames, a video file, .yuv, .npy")
+    train.add_argument("--num-frames", type=int, default=16, help="frames to use (default 16)")
+    train.add_argument("--downscale", type=int, default=4, help="integer area downscale (default 4)")
+    train.add_argument("--config", default="cpu_s", help="preset name or JSON path (default cpu_s)")
+    train.add_argument("--steps", type=int, default=500, help="training steps (default 500)")
+    train.add_argument("--batch", type=int, default=None, help="pixels per step (default by device)")
+    train.add_argument("--lr", type=float, default=1e-2, help="peak learning rate (default 1e-2)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    train.add_argument("--out", default=None, help="output folder (default runs/train-DATE-TIME)")
+    train.add_argument("--overwrite", action="store_true", help="replace results already in --out")
+    args = parser.parse_args(argv)
+    try:
+        _train(args)
+    except (ValueError, FileNotFoundError, FileExistsError) as err:
+        sys.exit(f"nvpkit: {err}")
+
+
+if __name__ == "__main__":
+    main()

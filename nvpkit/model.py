@@ -1,0 +1,110 @@
+"""The NVP model: latent grids composed with a modulated SIREN decoder.
+
+Read top-down: the decoder's building blocks (a SIREN layer, the modulator), the
+decoder, then ``NVP``, which only composes the grids (``grids.py``) and the decoder.
+
+A point is ``coords = (t, x, y)`` in [0, 1] (grid lookups) plus ``steps``, the
+frame's time step ``(i + 0.5) / T`` fed to the SIREN, as in the published code.
+The output is RGB in the target range [-1, 1] (a linear last layer, unclamped).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import NVPConfig, count_parameters, load_config
+from .grids import DenseGrid2D, SparseGrid3D
+
+__all__ = ["NVP", "ModulatedSiren"]
+
+
+class SirenLayer(nn.Linear):
+    """``sin(w0 * (W x + b))`` with the SIREN initialisation (uniform, std 1/fan_in on the
+    first layer, sqrt(6/fan_in)/w0 elsewhere); ``w0=None`` makes the layer linear."""
+
+    def __init__(self, fan_in: int, fan_out: int, w0: float | None, first: bool = False):
+        super().__init__(fan_in, fan_out)
+        self.w0 = w0
+        bound = 1.0 / fan_in if first else math.sqrt(6.0 / fan_in) / (w0 or 1.0)
+        with torch.no_grad():
+            self.weight.uniform_(-bound, bound)
+            self.bias.uniform_(-bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = super().forward(x)
+        return y if self.w0 is None else torch.sin(self.w0 * y)
+
+
+class Modulator(nn.Module):
+    """LeakyReLU MLP over the latent ``z``; layer ``k > 0`` sees ``[h_{k-1}, z]`` (skip-concatenated
+    latent). Returns one ``[N, hidden]`` modulation per SIREN hidden layer."""
+
+    def __init__(self, latent: int, hidden: int, layers: int):
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(latent if k == 0 else hidden + latent, hidden) for k in range(layers))
+        for layer in self.layers:
+            nn.init.kaiming_normal_(layer.weight, a=0.0, nonlinearity="relu", mode="fan_in")
+
+    def forward(self, z: torch.Tensor) -> list[torch.Tensor]:
+        h = F.leaky_relu(self.layers[0](z))
+        mods = [h]
+        for layer in self.layers[1:]:
+            h = F.leaky_relu(layer(torch.cat((h, z), dim=1)))  # [N, hidden + latent] -> [N, hidden]
+            mods.append(h)
+        return mods
+
+
+class ModulatedSiren(nn.Module):
+    """SIREN over the time step whose hidden layers are multiplied by the modulator's outputs."""
+
+    def __init__(self, latent: int, hidden: int, layers: int, w0_initial: float = 30.0, out_features: int = 3):
+        super().__init__()
+        self.modulator = Modulator(latent, hidden, layers)
+        self.layers = nn.ModuleList(
+            SirenLayer(1, hidden, w0_initial, first=True) if k == 0 else SirenLayer(hidden, hidden, 1.0)
+            for k in range(layers))
+        self.last = SirenLayer(hidden, out_features, None)
+
+    def forward(self, steps: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+        h = steps[:, None]  # [N] -> [N, 1]
+        for layer, mod in zip(self.layers, self.modulator(latent)):
+            h = layer(h) * mod
+        return self.last(h)
+
+
+class NVP(nn.Module):
+    """Neural video representation with learnable positional features (Kim et al., NeurIPS 2022)."""
+
+    def __init__(self, config: NVPConfig | str | dict = "nvp_s", init_std: float = 1e-4):
+        super().__init__()
+        self.config = load_config(config)
+        c = self.config
+        self.xy = DenseGrid2D(c.xy, init_std)
+        self.xt = DenseGrid2D(c.xt, init_std)
+        self.yt = DenseGrid2D(c.yt, init_std)
+        self.sparse = SparseGrid3D(c.sparse, init_std)
+        self.decoder = ModulatedSiren(c.latent_features, c.network.n_neurons, c.network.n_hidden_layers,
+                                      c.network.w0_initial)
+
+    def grids(self) -> dict[str, nn.Module]:
+        """The latent grids by name (``xy``, ``xt``, ``yt``, ``sparse``): what compressors act on."""
+        return {"xy": self.xy, "xt": self.xt, "yt": self.yt, "sparse": self.sparse}
+
+    def latent(self, coords: torch.Tensor, interpolate_time: bool = False) -> torch.Tensor:
+        """Positional features ``[N, latent_features]`` of points ``coords [N, 3] = (t, x, y)``."""
+        t, x, y = coords[:, 0:1], coords[:, 1:2], coords[:, 2:3]
+        return torch.cat((self.xy(torch.cat((x, y), 1)),
+                          self.yt(torch.cat((t, y), 1)),
+                          self.xt(torch.cat((t, x), 1)),
+                          self.sparse(coords, interpolate_time)), dim=1)
+
+    def forward(self, coords: torch.Tensor, steps: torch.Tensor, interpolate_time: bool = False) -> torch.Tensor:
+        """RGB in [-1, 1] scale, ``[N, 3]``, at ``coords [N, 3]`` and SIREN time steps ``steps [N]``."""
+        return self.decoder(steps, self.latent(coords, interpolate_time))
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Parameter counts per part (``xy``, ``xt``, ``yt``, ``sparse``, ``decoder``, ``total``)."""
+        return count_parameters(self.config)

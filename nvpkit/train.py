@@ -1,0 +1,266 @@
+"""Training: the published recipe behind a step-level API.
+
+MSE on targets scaled to [-1, 1], random pixel batches over the whole video,
+AdamW (lr 1e-2, weight decay 1e-3), cosine decay to 1e-5 over the planned steps.
+``trainer.step()`` runs one step; ``trainer.train(n, callbacks=...)`` runs many and
+calls each callback between steps, so a notebook can act mid-run (compress, plot).
+
+On CUDA the video sits on the GPU as uint8 when it fits (pinned host memory
+otherwise), batches are drawn on the device and nothing syncs with the host
+except at logging points.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ._device import resolve_device
+from ._files import atomic_path
+from .config import NVPConfig, load_config, size_sparse_grid
+from .data import Video
+from .model import NVP
+
+__all__ = ["TrainConfig", "Trainer", "PixelSampler"]
+
+PUBLISHED_BATCH = 1_245_184
+CPU_BATCH = 2**14
+_FORMAT = "nvpkit.trainer/1"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training settings; the defaults are the published recipe."""
+
+    steps: int = 1000
+    """Planned steps: the cosine schedule decays over them, and ``train()`` runs up to them."""
+    batch: int | None = None
+    """Pixels per step; None is the published 1,245,184 on CUDA and 16,384 on the CPU."""
+    lr: float = 1e-2
+    """Peak AdamW learning rate."""
+    lr_min: float = 1e-5
+    """Learning rate at the end of the cosine decay."""
+    weight_decay: float = 1e-3
+    """AdamW weight decay (applied to grids and decoder alike, as published)."""
+    seed: int = 0
+    """Seeds the model initialisation and the pixel sampler."""
+    device: str = "auto"
+    """'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N'."""
+    log_every: int = 100
+    """Steps between loss logs (the only host syncs during training)."""
+
+    def __post_init__(self) -> None:
+        positive = {"steps": self.steps, "log_every": self.log_every, "lr": self.lr}
+        if self.batch is not None:
+            positive["batch"] = self.batch
+        for name, value in positive.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"TrainConfig.{name} must be > 0, got {value!r}")
+        for name in ("steps", "log_every", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"TrainConfig.{name} must be an int, got {value!r}")
+        if self.batch is not None and (isinstance(self.batch, bool) or not isinstance(self.batch, int)):
+            raise ValueError(f"TrainConfig.batch must be an int or None, got {self.batch!r}")
+        if not 0 <= self.lr_min <= self.lr:
+            raise ValueError(f"TrainConfig.lr_min must be in [0, lr={self.lr}], got {self.lr_min!r}")
+        if self.weight_decay < 0:
+            raise ValueError(f"TrainConfig.weight_decay must be >= 0, got {self.weight_decay!r}")
+        resolve_device(self.device)
+
+    def batch_for(self, device: torch.device) -> int:
+        return self.batch or (PUBLISHED_BATCH if device.type == "cuda" else CPU_BATCH)
+
+
+class PixelSampler:
+    """Draws random pixels of a video: coords ``(t, x, y)`` in [0, 1], SIREN time steps
+    ``(i + 0.5) / T`` and targets in [-1, 1], all on ``device``."""
+
+    def __init__(self, video: Video, device: torch.device, seed: int = 0):
+        frames = torch.from_numpy(video.frames)  # [T, H, W, 3] uint8
+        self.shape = tuple(frames.shape[:3])
+        self.device = device
+        store = device
+        if device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(device)
+            if frames.numel() > free // 2:  # leave room for the model: keep the video in pinned host memory
+                store = torch.device("cpu")
+                frames = frames.pin_memory()
+        self.frames = frames.to(store).reshape(-1, 3)  # [T*H*W, 3]
+        self.generator = torch.Generator(device=store).manual_seed(seed)
+
+    def coords(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Coords ``[N, 3]`` and time steps ``[N]`` of flat pixel indices ``index [N]``."""
+        t_count, height, width = self.shape
+        t = index.div(height * width, rounding_mode="floor")
+        rest = index - t * (height * width)
+        x = rest.div(width, rounding_mode="floor")
+        y = rest - x * width
+        coords = torch.stack((t / max(t_count - 1, 1), x / max(height - 1, 1), y / max(width - 1, 1)), 1)
+        return coords.float(), (t.float() + 0.5) / t_count
+
+    def __call__(self, batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        store = self.frames.device
+        index = torch.randint(self.frames.shape[0], (batch,), generator=self.generator, device=store)
+        target = self.frames[index].to(self.device, non_blocking=True).float() / 127.5 - 1.0  # [N, 3]
+        coords, steps = self.coords(index.to(self.device, non_blocking=True))
+        return coords, steps, target
+
+
+class Trainer:
+    """Trains an ``NVP`` model on a video; see the module docstring for the recipe."""
+
+    def __init__(self, model: NVP, video: Video, config: TrainConfig = TrainConfig()):
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.video = video
+        self.model = model.to(self.device)
+        self.batch = config.batch_for(self.device)
+        self.sampler = PixelSampler(video, self.device, config.seed)
+        fused = self.device.type == "cuda"
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr,
+                                           weight_decay=config.weight_decay, fused=fused)
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=config.steps,
+                                                                    eta_min=config.lr_min)
+        self.step_count = 0
+        self.history: dict[str, list[float]] = {"step": [], "loss": [], "psnr": [], "seconds": []}
+        self._loss_sum = torch.zeros((), device=self.device)
+        self._loss_steps = 0
+        self._seconds = 0.0  # training time of finished train() calls
+        self._started: float | None = None  # start of the running train() call
+
+    @classmethod
+    def from_config(cls, video: Video, model: str | dict | NVPConfig = "cpu_s", *, fit_sparse_grid: bool = True,
+                    **train: Any) -> "Trainer":
+        """Build the model (seeded by ``seed``) and the trainer. ``fit_sparse_grid`` sizes the sparse
+        grid to the video (``size_sparse_grid``); ``train`` holds ``TrainConfig`` fields."""
+        config = TrainConfig(**train)
+        model_config = load_config(model)
+        if fit_sparse_grid:
+            model_config = size_sparse_grid(model_config, video.num_frames, video.height, video.width)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            net = NVP(model_config)
+        return cls(net, video, config)
+
+    # -- stepping ---------------------------------------------------------------------------------
+
+    def step(self) -> torch.Tensor:
+        """One optimisation step; returns the loss as a device tensor (no host sync)."""
+        coords, steps, target = self.sampler(self.batch)
+        loss = F.mse_loss(self.model(coords, steps), target)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        self.step_count += 1
+        self._loss_sum += loss.detach()
+        self._loss_steps += 1
+        return loss.detach()
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds spent in ``train()`` so far (across resumes)."""
+        return self._seconds + (time.perf_counter() - self._started if self._started is not None else 0.0)
+
+    def log(self) -> dict[str, float]:
+        """Record the mean loss since the last log (a host sync); raises if it is not finite."""
+        loss = (self._loss_sum / max(self._loss_steps, 1)).item()
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"training loss became {loss} by step {self.step_count}; lower lr "
+                                     f"(now {self.config.lr}) or check the video")
+        self._loss_sum.zero_()
+        self._loss_steps = 0
+        record = {"step": self.step_count, "loss": loss, "psnr": 10 * math.log10(4.0 / max(loss, 1e-12)),
+                  "seconds": self.elapsed}
+        for key, value in record.items():
+            self.history[key].append(value)
+        return record
+
+    def train(self, steps: int | None = None, callbacks: Iterable[Callable[["Trainer"], Any]] = (),
+              progress: bool = True) -> dict[str, list[float]]:
+        """Run ``steps`` more steps (default: up to ``config.steps``), calling every callback with the
+        trainer after each step. Logs every ``log_every`` steps and at the planned last step (the same
+        points however the run is split into calls); returns the history."""
+        steps = self.config.steps - self.step_count if steps is None else steps
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+            raise ValueError(f"train: steps must be an int >= 0, got {steps!r}")
+        callbacks = list(callbacks)
+        bar = tqdm(total=steps, disable=not progress, desc="train", unit="step")
+        self._started = time.perf_counter()
+        try:
+            for _ in range(steps):
+                self.step()
+                for callback in callbacks:
+                    callback(self)
+                if self.step_count % self.config.log_every == 0 or self.step_count == self.config.steps:
+                    record = self.log()
+                    bar.set_postfix(loss=f"{record['loss']:.2e}", psnr=f"{record['psnr']:.2f}")
+                bar.update(1)
+        finally:
+            self._seconds, self._started = self.elapsed, None
+            bar.close()
+        return self.history
+
+    # -- checkpoints ------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "format": _FORMAT,
+            "model_config": self.model.config.to_json(),
+            "train_config": asdict(self.config),
+            "video": {"name": self.video.name, "shape": list(self.video.frames.shape)},
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "generator": self.sampler.generator.get_state(),
+            "step": self.step_count,
+            "seconds": self.elapsed,
+            "pending_loss": [self._loss_sum.item(), self._loss_steps],  # steps since the last log
+            "history": self.history,
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write a checkpoint atomically (temp file, fsync, rename): a kill mid-save keeps the old one."""
+        with atomic_path(path) as tmp:
+            torch.save(self.state_dict(), tmp)
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path, video: Video, device: str | None = None) -> "Trainer":
+        """Resume from a checkpoint (loaded with ``weights_only=True``: no code runs from the file).
+        ``video`` must be the one trained on; ``device`` overrides the saved one."""
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"Trainer.load: no checkpoint at {str(path)!r}") from None
+        except Exception as err:
+            raise ValueError(f"Trainer.load: {str(path)!r} is not a readable checkpoint ({err})") from None
+        if not isinstance(state, dict) or state.get("format") != _FORMAT:
+            raise ValueError(f"Trainer.load: {str(path)!r} is not an nvpkit trainer checkpoint")
+        shape = list(video.frames.shape)
+        if state["video"]["shape"] != shape:
+            raise ValueError(f"Trainer.load: checkpoint was trained on a {state['video']['shape']} video "
+                             f"({state['video']['name']!r}), got {shape}")
+        known = {f.name for f in fields(TrainConfig)}
+        train = {k: v for k, v in state["train_config"].items() if k in known}
+        if device is not None:
+            train["device"] = device
+        trainer = cls(NVP(load_config(state["model_config"])), video, TrainConfig(**train))
+        trainer.model.load_state_dict(state["model"])
+        trainer.optimizer.load_state_dict(state["optimizer"])
+        trainer.scheduler.load_state_dict(state["scheduler"])
+        trainer.sampler.generator.set_state(state["generator"])
+        trainer.step_count = state["step"]
+        trainer._seconds = state["seconds"]
+        trainer._loss_sum.fill_(state["pending_loss"][0])
+        trainer._loss_steps = state["pending_loss"][1]
+        trainer.history = {k: list(v) for k, v in state["history"].items()}
+        return trainer

@@ -1,0 +1,137 @@
+import math
+
+import pytest
+import torch
+
+import nvpkit
+from nvpkit.train import PixelSampler
+
+
+def make(video, **kw):
+    settings = dict(steps=40, batch=4096, log_every=10, device="cpu")
+    settings.update(kw)
+    return nvpkit.Trainer.from_config(video, "cpu_s", **settings)
+
+
+def test_short_training_raises_psnr_clearly(tiny_video):
+    trainer = make(tiny_video, steps=150, batch=8192, log_every=50)
+    before = nvpkit.evaluate(trainer.model, tiny_video, progress=False).psnr
+    trainer.train(progress=False)
+    after = nvpkit.evaluate(trainer.model, tiny_video, progress=False).psnr
+    assert after > before + 12, (before, after)
+    assert after > 24
+    losses = trainer.history["loss"]
+    assert losses[-1] < losses[0] / 4
+
+
+def test_same_seed_same_numbers(tiny_video):
+    a, b = make(tiny_video, steps=5), make(tiny_video, steps=5)
+    a.train(progress=False)
+    b.train(progress=False)
+    assert a.history["loss"] == b.history["loss"]
+    for pa, pb in zip(a.model.parameters(), b.model.parameters()):
+        assert torch.equal(pa, pb)
+    c = make(tiny_video, steps=5, seed=1)
+    c.train(progress=False)
+    assert c.history["loss"] != a.history["loss"]
+
+
+def test_resume_gives_the_same_result_as_not_stopping(tiny_video, tmp_path):
+    straight = make(tiny_video, steps=12, log_every=5)
+    straight.train(progress=False)
+
+    first = make(tiny_video, steps=12, log_every=5)
+    first.train(7, progress=False)
+    path = first.save(tmp_path / "ckpt.pt")
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]  # atomic: no temp file left
+    resumed = nvpkit.Trainer.load(path, tiny_video)
+    assert resumed.step_count == 7
+    resumed.train(progress=False)
+
+    assert resumed.step_count == straight.step_count == 12
+    assert resumed.history["loss"] == straight.history["loss"]
+    for (name, pa), pb in zip(straight.model.named_parameters(), resumed.model.parameters()):
+        assert torch.equal(pa, pb), name
+    assert resumed.scheduler.get_last_lr() == straight.scheduler.get_last_lr()
+
+
+def test_checkpoint_refuses_another_video_and_garbage(tiny_video, tmp_path, frames):
+    path = make(tiny_video, steps=2).save(tmp_path / "ckpt.pt")
+    with pytest.raises(ValueError, match="trained on a \\[8, 90, 160, 3\\] video"):
+        nvpkit.Trainer.load(path, nvpkit.load_video(frames))
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="junk.pt.*not a readable checkpoint"):
+        nvpkit.Trainer.load(junk, tiny_video)
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        nvpkit.Trainer.load(tmp_path / "none.pt", tiny_video)
+
+
+def test_published_schedule_and_optimizer(tiny_video):
+    trainer = make(tiny_video, steps=10)
+    group = trainer.optimizer.param_groups[0]
+    assert isinstance(trainer.optimizer, torch.optim.AdamW)
+    assert group["lr"] == 1e-2 and group["weight_decay"] == 1e-3
+    trainer.train(progress=False)
+    assert trainer.scheduler.get_last_lr()[0] == pytest.approx(1e-5)
+    assert nvpkit.TrainConfig().batch_for(torch.device("cuda")) == 1_245_184
+
+
+def test_callbacks_run_between_steps(tiny_video):
+    seen = []
+    trainer = make(tiny_video, steps=6)
+    trainer.train(callbacks=[lambda t: seen.append(t.step_count)], progress=False)
+    assert seen == [1, 2, 3, 4, 5, 6]
+    trainer.train(2, progress=False)
+    assert trainer.step_count == 8
+
+
+def test_non_finite_loss_stops_with_the_step(tiny_video):
+    trainer = make(tiny_video, steps=20, log_every=5)
+
+    def poison(t):
+        if t.step_count == 3:
+            with torch.no_grad():
+                t.model.decoder.last.bias.fill_(float("nan"))
+
+    with pytest.raises(FloatingPointError, match="by step 5"):
+        trainer.train(callbacks=[poison], progress=False)
+
+
+def test_sampler_coords_and_targets_agree(tiny_video):
+    sampler = PixelSampler(tiny_video, torch.device("cpu"), seed=3)
+    coords, steps, target = sampler(500)
+    t_count, height, width = sampler.shape
+    t = torch.round(coords[:, 0] * (t_count - 1)).long()
+    x = torch.round(coords[:, 1] * (height - 1)).long()
+    y = torch.round(coords[:, 2] * (width - 1)).long()
+    pixels = torch.from_numpy(tiny_video.frames)[t, x, y].float() / 127.5 - 1
+    torch.testing.assert_close(target, pixels)
+    torch.testing.assert_close(steps, (t.float() + 0.5) / t_count)
+    assert coords.min() >= 0 and coords.max() <= 1
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("batch", 0, "batch must be > 0"), ("steps", -1, "steps must be > 0"), ("lr", 0.0, "lr must be > 0"),
+    ("steps", 2.5, "steps must be an int"), ("device", "tpu", "device='tpu'"), ("lr_min", 1.0, "lr_min"),
+])
+def test_bad_train_config(field, value, match):
+    with pytest.raises(ValueError, match=match):
+        nvpkit.TrainConfig(**{field: value})
+
+
+def test_cuda_request_without_cuda_is_clear():
+    if torch.cuda.is_available():
+        pytest.skip("CUDA present")
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        nvpkit.TrainConfig(device="cuda")
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_training_matches_cpu_closely(tiny_video):
+    cpu, gpu = make(tiny_video, steps=20), make(tiny_video, steps=20, device="cuda")
+    cpu.train(progress=False)
+    gpu.train(progress=False)
+    assert gpu.sampler.frames.is_cuda
+    assert math.isclose(cpu.history["psnr"][-1], gpu.history["psnr"][-1], abs_tol=1.0)
