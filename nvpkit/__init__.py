@@ -6,6 +6,8 @@ compression-guided training of them, from a notebook.
     trainer.train()
     print(nvpkit.evaluate(trainer.model, video, write="recon.mp4"))
 """
+from .compress import (ArtifactError, Compressed, Compressor, find_setting, load_compressed, make_compressor,
+                       rd_figure, rd_sweep, save_compressed, video_anchor)
 from .config import (PRESETS, GridConfig, NetworkConfig, NVPConfig, SparseGridConfig, count_parameters,
                      load_config, size_sparse_grid)
 from .data import SAMPLES, Video, load_video, video_writer, write_video
@@ -21,4 +23,6 @@ __all__ = [
     "PRESETS", "GridConfig", "NetworkConfig", "NVPConfig", "SparseGridConfig", "count_parameters", "load_config",
     "size_sparse_grid", "SAMPLES", "Video", "load_video", "video_writer", "write_video", "DenseGrid2D",
     "SparseGrid3D", "ms_ssim", "psnr", "NVP", "Evaluation", "evaluate", "render", "TrainConfig", "Trainer",
+    "ArtifactError", "Compressed", "Compressor", "find_setting", "load_compressed", "make_compressor", "rd_figure",
+    "rd_sweep", "save_compressed", "video_anchor",
 ]

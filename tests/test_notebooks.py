@@ -7,7 +7,11 @@ import pytest
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 TINY = {
     "quickstart.ipynb": {"num_frames": 4, "downscale": 8, "steps": 20, "batch": 2048, "device": "cpu"},
+    "compress.ipynb": {"num_frames": 4, "downscale": 8, "steps": 20, "batch": 2048, "device": "cpu",
+                       "tucker_rank_t": 2, "tucker_rank_x": 6, "tucker_rank_y": 6, "sweep_crfs": "20,40",
+                       "anchor_crfs": "25,40", "preset": "fast"},
 }
+OUTPUTS = {"quickstart.ipynb": "reconstruction.mp4", "compress.ipynb": "model.nvp"}
 
 
 def test_every_notebook_has_tiny_parameters():
@@ -20,4 +24,4 @@ def test_notebook_runs_headless(name, tmp_path):
     papermill.execute_notebook(str(NOTEBOOKS / name), str(out), cwd=str(tmp_path), progress_bar=False,
                                parameters={**TINY[name], "out_dir": str(tmp_path / "run")})
     assert out.exists()
-    assert (tmp_path / "run" / "reconstruction.mp4").exists()
+    assert (tmp_path / "run" / OUTPUTS[name]).exists()

@@ -1,0 +1,128 @@
+"""One self-describing file per compressed model: a JSON manifest plus raw payloads, no pickle.
+
+Layout: ``b"NVPKIT-C"`` (8 bytes), manifest length (uint32 little-endian), the manifest
+(UTF-8 JSON: format version, model config, and per part its codec, settings, side
+numbers and payload length), then the payloads in manifest order. Reading checks every
+field against limits before allocating anything, so a damaged or hostile file fails
+with ``ArtifactError`` and nothing else; there are no paths or code in the format.
+"""
+from __future__ import annotations
+
+import json
+import math
+import struct
+from pathlib import Path
+
+from .._files import atomic_path, refuse_overwrite
+from ..config import load_config
+from ..model import NVP
+from .base import Encoded
+from .compressor import CODECS, PARTS, Compressed, part_shapes
+
+__all__ = ["save_compressed", "load_compressed", "ArtifactError"]
+
+MAGIC = b"NVPKIT-C"
+VERSION = 1
+MAX_MANIFEST = 16 * 2**20
+MAX_SIDE = 2**20
+MAX_VALUES = 2**33  # decoded values a file may describe (NVP-L has 2.7e8)
+
+
+class ArtifactError(ValueError):
+    """The file is not a readable nvpkit artifact; the message says what is wrong."""
+
+
+def save_compressed(result: Compressed, path: str | Path, *, overwrite: bool = False) -> dict[str, int]:
+    """Write ``result`` to one file (atomically; an existing file only with ``overwrite``).
+    Returns ``{"file_bytes", "accounted_bytes", "overhead_bytes"}``: the file is the accounted
+    bits plus a small container overhead (magic, lengths, JSON syntax, codec settings)."""
+    path = refuse_overwrite(path, overwrite)
+    parts = []
+    for part in PARTS:
+        e = result.encoded[part]
+        parts.append({"name": part, "codec": e.codec, "params": e.params, "side": e.side, "header": e.header,
+                      "length": len(e.payload)})
+    manifest = json.dumps({"format": VERSION, "config": result.config.to_json(), "parts": parts},
+                          separators=(",", ":")).encode()
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(MAGIC + struct.pack("<I", len(manifest)) + manifest)
+            for part in PARTS:
+                f.write(result.encoded[part].payload)
+    size = path.stat().st_size
+    accounted = math.ceil(result.bits()["total"] / 8)
+    return {"file_bytes": size, "accounted_bytes": accounted, "overhead_bytes": size - accounted}
+
+
+def _fail(path: Path, problem: str) -> ArtifactError:
+    return ArtifactError(f"{str(path)!r}: not a valid nvpkit artifact: {problem}")
+
+
+def _read_manifest(path: Path, data: bytes) -> dict:
+    if len(data) < 12 or data[:8] != MAGIC:
+        raise _fail(path, "wrong magic bytes")
+    (length,) = struct.unpack("<I", data[8:12])
+    if length > MAX_MANIFEST or 12 + length > len(data):
+        raise _fail(path, f"manifest length {length} does not fit the {len(data)}-byte file")
+    try:
+        manifest = json.loads(data[12:12 + length].decode())
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        raise _fail(path, f"manifest is not JSON ({err.__class__.__name__})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != VERSION:
+        raise _fail(path, f"unsupported format {manifest.get('format') if isinstance(manifest, dict) else None!r}")
+    if not isinstance(manifest.get("parts"), list) or [p.get("name") if isinstance(p, dict) else None
+                                                        for p in manifest["parts"]] != list(PARTS):
+        raise _fail(path, f"parts must be {list(PARTS)} in order")
+    return manifest
+
+
+def _encoded(path: Path, entry: dict, payload: bytes) -> tuple[Encoded, object]:
+    codec_cls = CODECS.get(entry.get("codec"))
+    if codec_cls is None:
+        raise _fail(path, f"part {entry['name']!r} has unknown codec {entry.get('codec')!r}")
+    params, side, header = entry.get("params"), entry.get("side"), entry.get("header")
+    if not isinstance(params, dict) or not isinstance(side, list) or not isinstance(header, list):
+        raise _fail(path, f"part {entry['name']!r}: params, side and header must be an object and lists")
+    if len(side) + len(header) > MAX_SIDE:
+        raise _fail(path, f"part {entry['name']!r}: {len(side) + len(header)} side values (limit {MAX_SIDE})")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in side) or \
+            not all(isinstance(v, int) and not isinstance(v, bool) and -2**31 <= v < 2**31 for v in header):
+        raise _fail(path, f"part {entry['name']!r}: side values must be finite numbers, header values int32")
+    try:
+        codec = codec_cls(**params)
+    except (TypeError, ValueError) as err:
+        raise _fail(path, f"part {entry['name']!r}: bad codec settings ({err})") from None
+    return Encoded(codec.name, params, payload, [float(v) for v in side], list(header)), codec
+
+
+def load_compressed(path: str | Path, device: str = "cpu") -> tuple[NVP, Compressed]:
+    """Read an artifact: the model holding the decoded values (it evaluates exactly like the
+    in-memory round trip) and the ``Compressed`` record (sizes, encodings)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"load_compressed: no file {str(path)!r}")
+    data = path.read_bytes()
+    manifest = _read_manifest(path, data)
+    try:
+        config = load_config(manifest.get("config"))
+    except (ValueError, TypeError) as err:
+        raise _fail(path, f"bad model config ({err})") from None
+    if sum(math.prod(s) for part in PARTS for s in part_shapes(config, part)) > MAX_VALUES:
+        raise _fail(path, "the model config describes more values than any real model")
+    offset = 12 + struct.unpack("<I", data[8:12])[0]
+    encoded, decoded = {}, {}
+    for entry in manifest["parts"]:
+        length = entry.get("length")
+        if isinstance(length, bool) or not isinstance(length, int) or length < 0 or offset + length > len(data):
+            raise _fail(path, f"part {entry['name']!r}: payload length {length!r} runs past the end of the file")
+        e, codec = _encoded(path, entry, data[offset:offset + length])
+        offset += length
+        try:
+            decoded[entry["name"]] = codec.decode(e, part_shapes(config, entry["name"]), device)
+        except (ValueError, RuntimeError) as err:
+            raise _fail(path, f"part {entry['name']!r} does not decode ({err})") from None
+        encoded[entry["name"]] = e
+    if offset != len(data):
+        raise _fail(path, f"{len(data) - offset} trailing bytes after the payloads")
+    result = Compressed(config, encoded, decoded)
+    return result.to_model(device), result

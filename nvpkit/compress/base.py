@@ -1,0 +1,199 @@
+"""The codec protocol, and the two codecs that need no external encoder: raw floats and quantization.
+
+A codec turns a list of *channels* (tensors: the level planes of a 2D grid, the
+per-feature volumes of the sparse grid, the decoder's flat weight vector) into one
+``Encoded``: a byte payload plus the few numbers a decoder also needs (``side``:
+float32 values such as min/max; ``header``: int32 values such as per-image byte
+lengths or Tucker ranks). Every bit of payload, side and header is counted.
+"""
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+Shape = tuple[int, ...]
+
+
+@dataclass
+class Encoded:
+    """What a decoder reads for one part of the model."""
+
+    codec: str
+    """Registry name of the codec that wrote it."""
+    params: dict
+    """The codec's settings (rebuilds the codec; not counted: a decoder does not need them)."""
+    payload: bytes
+    """Codec bitstreams, concatenated."""
+    side: list[float] = field(default_factory=list)
+    """float32 side information (quantization ranges, …); 32 bits each."""
+    header: list[int] = field(default_factory=list)
+    """int32 side information (stream lengths, ranks, …); 32 bits each."""
+
+    @property
+    def payload_bits(self) -> int:
+        return 8 * len(self.payload)
+
+    @property
+    def side_bits(self) -> int:
+        return 32 * (len(self.side) + len(self.header))
+
+
+class Codec(ABC):
+    """Encodes a list of channels and decodes them back; ``roundtrip`` does both."""
+
+    name: ClassVar[str]
+    """Registry name (``"jpeg"``, ``"hevc"``, ``"tucker"``, …)."""
+    dims: ClassVar[tuple[int, ...]] = (1, 2, 3)
+    """Channel ranks the codec accepts."""
+
+    @abstractmethod
+    def encode(self, channels: list[torch.Tensor]) -> Encoded:
+        """Channels (float tensors, any device) to an ``Encoded``."""
+
+    @abstractmethod
+    def decode(self, encoded: Encoded, shapes: list[Shape], device: torch.device | str = "cpu") -> list[torch.Tensor]:
+        """An ``Encoded`` back to float32 channels of the given shapes."""
+
+    def roundtrip(self, channels: list[torch.Tensor]) -> tuple[list[torch.Tensor], Encoded]:
+        """Encode, then decode what a decoder would read: the decoded channels and the encoding."""
+        for c in channels:
+            if c.dim() not in self.dims:
+                raise ValueError(f"{self.name}: channels must have {' or '.join(map(str, self.dims))} dims, "
+                                 f"got shape {tuple(c.shape)}")
+        encoded = self.encode(channels)
+        device = channels[0].device if channels else "cpu"
+        return self.decode(encoded, [tuple(c.shape) for c in channels], device), encoded
+
+    def shape_bits(self, shapes: list[Shape]) -> int:
+        """Exact encoded size in bits from shapes alone, for codecs whose size does not depend on
+        the content; content-dependent codecs raise ``TypeError``."""
+        raise TypeError(f"{self.name}: the encoded size depends on the content; use roundtrip()")
+
+    def params(self) -> dict:
+        return asdict(self) if hasattr(self, "__dataclass_fields__") else {}
+
+
+def _check_choice(codec: str, name: str, value: object, allowed: object) -> None:
+    if value not in allowed:  # type: ignore[operator]
+        raise ValueError(f"{codec}: {name}={value!r} is not allowed; use one of {sorted(allowed)}")  # type: ignore
+
+
+def _check_int(codec: str, name: str, value: object, lo: int, hi: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ValueError(f"{codec}: {name}={value!r} is not allowed; use an int in [{lo}, {hi}]")
+
+
+# -- raw floats --------------------------------------------------------------------------------------
+
+_FLOATS = ("float16", "float32")
+
+
+@dataclass
+class Float(Codec):
+    """Channels stored as raw little-endian floats (``float32`` or ``float16``)."""
+
+    dtype: str = "float32"
+    name: ClassVar[str] = "float"
+
+    def __post_init__(self) -> None:
+        _check_choice("float", "dtype", self.dtype, _FLOATS)
+
+    @property
+    def _dtype(self) -> np.dtype:
+        return np.dtype(self.dtype).newbyteorder("<")
+
+    def encode(self, channels: list[torch.Tensor]) -> Encoded:
+        data = b"".join(c.detach().float().cpu().numpy().astype(self._dtype).tobytes() for c in channels)
+        return Encoded(self.name, self.params(), data)
+
+    def decode(self, encoded: Encoded, shapes: list[Shape], device: torch.device | str = "cpu") -> list[torch.Tensor]:
+        values = np.frombuffer(encoded.payload, dtype=self._dtype).astype(np.float32)
+        return _split(torch.from_numpy(values), shapes, device, self.name)
+
+    def shape_bits(self, shapes: list[Shape]) -> int:
+        return sum(math.prod(s) for s in shapes) * 8 * self._dtype.itemsize
+
+
+def _split(flat: torch.Tensor, shapes: list[Shape], device: torch.device | str, codec: str) -> list[torch.Tensor]:
+    sizes = [math.prod(s) for s in shapes]
+    if flat.numel() != sum(sizes):
+        raise ValueError(f"{codec}: payload holds {flat.numel()} values, the shapes need {sum(sizes)}")
+    return [part.reshape(shape).to(device) for part, shape in zip(flat.split(sizes), shapes)]
+
+
+# -- min-max uniform quantization ----------------------------------------------------------------------
+
+def quantize(x: torch.Tensor, bits: int = 8) -> tuple[torch.Tensor, float, float]:
+    """Min-max uniform quantization of a whole tensor to ``bits`` (as published: codes are
+    ``floor((x - min) / (max - min) * (2**bits - 1) + 0.5)``). Returns int32 codes, min, max.
+    The min and max are rounded to float32 first, since that is what is stored. Computed in
+    float32 up to 12 bits (rounding error under 1e-3 of a step) and in float64 above."""
+    lo, hi = torch.aminmax(x.detach())
+    lo, hi = float(np.float32(lo.item())), float(np.float32(hi.item()))
+    levels = 2**bits - 1
+    work = x.detach().to(torch.float32 if bits <= 12 else torch.float64)
+    codes = ((work - lo) * (levels / ((hi - lo) or 1.0)) + 0.5).floor_().clamp_(0, levels)
+    return codes.to(torch.int32), lo, hi
+
+
+def dequantize(codes: torch.Tensor, lo: float, hi: float, bits: int = 8) -> torch.Tensor:
+    """Inverse of ``quantize``: float32 values within half a step of the originals."""
+    work = codes.to(torch.float32 if bits <= 12 else torch.float64)
+    return (work * ((hi - lo) / (2**bits - 1)) + lo).float()
+
+
+def pack_bits(codes: np.ndarray, bits: int) -> bytes:
+    """Pack unsigned codes into a big-endian bit stream of ``bits`` bits per value."""
+    if bits in (8, 16):
+        return codes.astype(">u1" if bits == 8 else ">u2").tobytes()
+    planes = (codes.astype(np.uint32)[:, None] >> np.arange(bits - 1, -1, -1, dtype=np.uint32)) & 1
+    return np.packbits(planes.astype(np.uint8).reshape(-1)).tobytes()
+
+
+def unpack_bits(data: bytes, bits: int, count: int) -> np.ndarray:
+    """Inverse of ``pack_bits``."""
+    if bits in (8, 16):
+        return np.frombuffer(data, ">u1" if bits == 8 else ">u2")[:count].astype(np.int64)
+    planes = np.unpackbits(np.frombuffer(data, np.uint8))[:count * bits].reshape(count, bits)
+    return (planes.astype(np.int64) << np.arange(bits - 1, -1, -1)).sum(1)
+
+
+@dataclass
+class Quantize(Codec):
+    """Min-max uniform quantization of each channel to ``bits`` (8 as published), bit-packed;
+    each channel's min and max are side information."""
+
+    bits: int = 8
+    name: ClassVar[str] = "quantize"
+
+    def __post_init__(self) -> None:
+        _check_int("quantize", "bits", self.bits, 1, 16)
+
+    def encode(self, channels: list[torch.Tensor]) -> Encoded:
+        side, codes = [], []
+        for c in channels:
+            q, lo, hi = quantize(c.detach(), self.bits)
+            side += [lo, hi]
+            codes.append(q.flatten().cpu().numpy())
+        payload = pack_bits(np.concatenate(codes) if codes else np.zeros(0, np.int64), self.bits)
+        return Encoded(self.name, self.params(), payload, side)
+
+    def decode(self, encoded: Encoded, shapes: list[Shape], device: torch.device | str = "cpu") -> list[torch.Tensor]:
+        count = sum(math.prod(s) for s in shapes)
+        if len(encoded.side) != 2 * len(shapes) or len(encoded.payload) * 8 < count * self.bits:
+            raise ValueError(f"quantize: encoding does not match {len(shapes)} channels of {count} values")
+        codes = torch.from_numpy(unpack_bits(encoded.payload, self.bits, count))
+        out = []
+        for i, part in enumerate(_split(codes, shapes, "cpu", self.name)):
+            out.append(dequantize(part, encoded.side[2 * i], encoded.side[2 * i + 1], self.bits).to(device))
+        return out
+
+    def shape_bits(self, shapes: list[Shape]) -> int:
+        count = sum(math.prod(s) for s in shapes)
+        payload = count * self.bits if self.bits in (8, 16) else 8 * math.ceil(count * self.bits / 8)
+        return payload + 64 * len(shapes)

@@ -1,0 +1,308 @@
+"""Image codecs for 2D planes and video codecs for 3D volumes, all in memory.
+
+Every channel is min-max quantized to the codec's bit depth (its min and max are side
+information), then encoded. Video goes through the ffmpeg binary that imageio-ffmpeg
+ships, fed and read through pipes (no files): HEVC (libx265), H.264 (libx264) and AV1
+(libaom) as grayscale (4:0:0) 8- or 10-bit raw bitstreams, one process per channel,
+channels concurrently. JPEG with ffmpeg's ``-qscale:v`` is the published route (ffmpeg's
+mjpeg encoder); JPEG with an IJG ``quality``, WebP and PNG go through Pillow, which writes
+true 8-bit grayscale images without a colour conversion.
+"""
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import ClassVar
+
+import imageio_ffmpeg
+import numpy as np
+import torch
+from PIL import Image
+
+from .base import Codec, Encoded, Shape, _check_choice, _check_int, dequantize, quantize
+
+
+class CodecError(RuntimeError):
+    """An encoder or decoder failed; the message carries its own error output."""
+
+
+def run_ffmpeg(args: list[str], data: bytes, what: str) -> bytes:
+    """Run the bundled ffmpeg with ``args`` (an argument list, never a shell), ``data`` on stdin;
+    return stdout. Failures raise ``CodecError`` with the first lines of ffmpeg's stderr, where
+    the encoder's own message (the cause) comes before ffmpeg's consequences."""
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", *args]
+    proc = subprocess.run(cmd, input=data, capture_output=True)
+    if proc.returncode != 0 or not proc.stdout:
+        lines = [line.strip() for line in proc.stderr.decode(errors="replace").splitlines() if line.strip()]
+        raise CodecError(f"{what} failed (ffmpeg exit {proc.returncode}): {' | '.join(lines[:3]) or 'no output'}")
+    return proc.stdout
+
+
+def _quantized(channels: list[torch.Tensor], bits: int) -> tuple[list[np.ndarray], list[float]]:
+    codes, side = [], []
+    for c in channels:
+        q, lo, hi = quantize(c.detach(), bits)
+        codes.append(q.cpu().numpy().astype(np.uint16 if bits > 8 else np.uint8))
+        side += [lo, hi]
+    return codes, side
+
+
+def _dequantized(codes: list[np.ndarray], side: list[float], bits: int, device) -> list[torch.Tensor]:
+    if len(side) != 2 * len(codes):
+        raise ValueError(f"encoding holds {len(side) // 2} value ranges for {len(codes)} channels")
+    return [dequantize(torch.from_numpy(c.astype(np.int32)).to(device), side[2 * i], side[2 * i + 1], bits)
+            for i, c in enumerate(codes)]
+
+
+def _split_payload(encoded: Encoded, count: int) -> list[bytes]:
+    lengths = encoded.header
+    if len(lengths) != count or any(n <= 0 for n in lengths) or sum(lengths) != len(encoded.payload):
+        raise ValueError(f"{encoded.codec}: stream lengths {lengths[:8]}… do not match {count} channels and "
+                         f"{len(encoded.payload)} payload bytes")
+    starts = np.cumsum([0, *lengths])
+    return [encoded.payload[a:b] for a, b in zip(starts[:-1], starts[1:])]
+
+
+class _PerChannel(Codec):
+    """Shared plumbing: quantize each channel, encode each independently, concatenate the streams
+    (their byte lengths are the header), and the reverse."""
+
+    bit_depth: int = 8
+
+    def _encode_one(self, codes: np.ndarray) -> bytes:
+        raise NotImplementedError
+
+    def _decode_one(self, stream: bytes, shape: Shape) -> np.ndarray:
+        raise NotImplementedError
+
+    def _workers(self, count: int) -> int:
+        return max(1, min(count, os.cpu_count() or 1))
+
+    def encode(self, channels: list[torch.Tensor]) -> Encoded:
+        codes, side = _quantized(channels, self.bit_depth)
+        with ThreadPoolExecutor(self._workers(len(codes))) as pool:
+            streams = list(pool.map(self._encode_one, codes))
+        return Encoded(self.name, self.params(), b"".join(streams), side, [len(s) for s in streams])
+
+    def decode(self, encoded: Encoded, shapes: list[Shape], device: torch.device | str = "cpu") -> list[torch.Tensor]:
+        streams = _split_payload(encoded, len(shapes))
+        with ThreadPoolExecutor(self._workers(len(shapes))) as pool:
+            codes = list(pool.map(self._decode_one, streams, shapes))
+        return _dequantized(codes, encoded.side, self.bit_depth, device)
+
+
+# -- images (2D planes) ----------------------------------------------------------------------------------
+
+@dataclass
+class JPEG(_PerChannel):
+    """JPEG of each plane as an 8-bit grayscale image. ``qscale`` (1-31, lower is better) is
+    ffmpeg's ``-qscale:v`` on its mjpeg encoder, the published setting (2 for xy, 3 for xt
+    and yt; 2 when neither is given); or ``quality`` (1-95, IJG scale, libjpeg through Pillow)."""
+
+    qscale: int | None = None
+    quality: int | None = None
+    name: ClassVar[str] = "jpeg"
+    dims: ClassVar[tuple[int, ...]] = (2,)
+
+    def __post_init__(self) -> None:
+        if self.qscale is None and self.quality is None:
+            self.qscale = 2
+        if (self.qscale is None) == (self.quality is None):
+            raise ValueError(f"jpeg: give exactly one of qscale (ffmpeg) or quality (IJG), got "
+                             f"qscale={self.qscale!r}, quality={self.quality!r}")
+        if self.qscale is not None:
+            _check_int("jpeg", "qscale", self.qscale, 1, 31)
+        else:
+            _check_int("jpeg", "quality", self.quality, 1, 95)
+
+    def _encode_one(self, codes: np.ndarray) -> bytes:
+        if self.quality is not None:
+            return _pillow_save(codes, "JPEG", quality=self.quality)
+        h, w = codes.shape
+        return run_ffmpeg(["-f", "rawvideo", "-pix_fmt", "gray", "-s", f"{w}x{h}", "-i", "-", "-frames:v", "1",
+                           "-c:v", "mjpeg", "-pix_fmt", "yuvj420p", "-qmin", "1", "-qscale:v", str(self.qscale),
+                           "-f", "image2pipe", "-"], codes.tobytes(), "jpeg encode")
+
+    def _decode_one(self, stream: bytes, shape: Shape) -> np.ndarray:
+        return _pillow_load(stream, shape, 8)
+
+
+@dataclass
+class WebP(_PerChannel):
+    """WebP of each plane (libwebp through Pillow): lossy at ``quality`` (0-100) or lossless."""
+
+    quality: int = 90
+    lossless: bool = False
+    name: ClassVar[str] = "webp"
+    dims: ClassVar[tuple[int, ...]] = (2,)
+
+    def __post_init__(self) -> None:
+        _check_int("webp", "quality", self.quality, 0, 100)
+
+    def _encode_one(self, codes: np.ndarray) -> bytes:
+        return _pillow_save(np.repeat(codes[..., None], 3, 2), "WEBP", quality=self.quality, lossless=self.lossless)
+
+    def _decode_one(self, stream: bytes, shape: Shape) -> np.ndarray:
+        return _pillow_load(stream, shape, 8)
+
+
+@dataclass
+class PNG(_PerChannel):
+    """Lossless PNG of each plane, 8- or 16-bit grayscale: exact up to the quantization step."""
+
+    bit_depth: int = 8
+    name: ClassVar[str] = "png"
+    dims: ClassVar[tuple[int, ...]] = (2,)
+
+    def __post_init__(self) -> None:
+        _check_choice("png", "bit_depth", self.bit_depth, {8, 16})
+
+    def _encode_one(self, codes: np.ndarray) -> bytes:
+        return _pillow_save(codes, "PNG", optimize=True)
+
+    def _decode_one(self, stream: bytes, shape: Shape) -> np.ndarray:
+        return _pillow_load(stream, shape, self.bit_depth)
+
+
+def _pillow_save(codes: np.ndarray, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image = Image.fromarray(codes.astype(np.uint16)) if codes.dtype == np.uint16 else Image.fromarray(codes)
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def _pillow_load(stream: bytes, shape: Shape, bits: int) -> np.ndarray:
+    try:
+        image = Image.open(io.BytesIO(stream))
+        array = np.asarray(image.convert("L") if bits == 8 else image)
+    except Exception as err:  # Pillow raises several types for a bad stream
+        raise CodecError(f"image decode failed: {err}") from None
+    if array.shape[:2] != tuple(shape):
+        raise CodecError(f"image decode gave {array.shape[:2]}, expected {tuple(shape)}")
+    return array[..., 0] if array.ndim == 3 else array
+
+
+# -- videos (3D volumes: time as frames) ---------------------------------------------------------------
+
+def _pad_even(volume: np.ndarray) -> np.ndarray:
+    """Edge-pad a [T, X, Y] volume to even X, Y of at least 16 (what every encoder accepts)."""
+    _, x, y = volume.shape
+    px, py = max(16, x + x % 2) - x, max(16, y + y % 2) - y
+    return np.pad(volume, ((0, 0), (0, px), (0, py)), mode="edge") if px or py else volume
+
+
+class _Video(_PerChannel):
+    """Each channel ``[T, X, Y]`` as a grayscale video, T frames of X rows and Y columns."""
+
+    crf: int
+    framerate: float
+    bit_depth: int
+    dims: ClassVar[tuple[int, ...]] = (3,)
+    _format: ClassVar[str]
+    _crf_max: ClassVar[int] = 51
+
+    def _check(self) -> None:
+        _check_int(self.name, "crf", self.crf, 0, self._crf_max)
+        _check_choice(self.name, "bit_depth", self.bit_depth, {8, 10})
+        if not (isinstance(self.framerate, (int, float)) and 0 < self.framerate <= 1000):
+            raise ValueError(f"{self.name}: framerate={self.framerate!r} is not allowed; use a number in (0, 1000]")
+
+    def _encoder_args(self) -> list[str]:
+        raise NotImplementedError
+
+    @property
+    def _pix_fmt(self) -> str:
+        return "gray10le" if self.bit_depth == 10 else "gray"
+
+    def _workers(self, count: int) -> int:
+        return max(1, count)  # every channel at once: the encoders are multi-threaded themselves
+
+    def _encode_one(self, codes: np.ndarray) -> bytes:
+        volume = _pad_even(codes)
+        t, x, y = volume.shape
+        data = volume.astype("<u2" if self.bit_depth == 10 else np.uint8).tobytes()
+        return run_ffmpeg(["-f", "rawvideo", "-pix_fmt", self._pix_fmt, "-s", f"{y}x{x}", "-framerate",
+                           f"{self.framerate:g}", "-i", "-", *self._encoder_args(), "-pix_fmt", self._pix_fmt,
+                           "-f", self._format, "-"], data, f"{self.name} encode")
+
+    def _decode_one(self, stream: bytes, shape: Shape) -> np.ndarray:
+        t, x, y = shape
+        _, px, py = _pad_even(np.zeros((1, x, y), np.uint8)).shape
+        raw = run_ffmpeg(["-f", self._format, "-i", "-", "-f", "rawvideo", "-pix_fmt", self._pix_fmt, "-"],
+                         stream, f"{self.name} decode")
+        dtype = np.dtype("<u2") if self.bit_depth == 10 else np.dtype(np.uint8)
+        if len(raw) != t * px * py * dtype.itemsize:
+            raise CodecError(f"{self.name} decode gave {len(raw)} bytes, expected {t} frames of {py}x{px}")
+        return np.frombuffer(raw, dtype).reshape(t, px, py)[:, :x, :y]
+
+
+@dataclass
+class HEVC(_Video):
+    """HEVC (libx265), 4:0:0 8/10-bit; the published setting is crf 21, preset slow, framerate 25,
+    bframes=0."""
+
+    crf: int = 21
+    preset: str = "slow"
+    framerate: float = 25.0
+    x265_params: str = "bframes=0"
+    bit_depth: int = 8
+    name: ClassVar[str] = "hevc"
+    _format: ClassVar[str] = "hevc"
+
+    def __post_init__(self) -> None:
+        self._check()
+        _check_choice("hevc", "preset", self.preset, _PRESETS)
+
+    def _encoder_args(self) -> list[str]:
+        params = ":".join(p for p in (self.x265_params, "log-level=error") if p)
+        return ["-c:v", "libx265", "-preset", self.preset, "-crf", str(self.crf), "-x265-params", params]
+
+
+@dataclass
+class H264(_Video):
+    """H.264 (libx264), 4:0:0 8/10-bit."""
+
+    crf: int = 21
+    preset: str = "slow"
+    framerate: float = 25.0
+    bit_depth: int = 8
+    name: ClassVar[str] = "h264"
+    _format: ClassVar[str] = "h264"
+
+    def __post_init__(self) -> None:
+        self._check()
+        _check_choice("h264", "preset", self.preset, _PRESETS)
+
+    def _encoder_args(self) -> list[str]:
+        return ["-c:v", "libx264", "-preset", self.preset, "-crf", str(self.crf)]
+
+
+@dataclass
+class AV1(_Video):
+    """AV1 (libaom), 4:0:0 8/10-bit, constant quality ``crf`` (0-63); ``cpu_used`` 0-8 trades
+    speed for size."""
+
+    crf: int = 32
+    cpu_used: int = 6
+    framerate: float = 25.0
+    bit_depth: int = 8
+    name: ClassVar[str] = "av1"
+    _format: ClassVar[str] = "obu"
+    _crf_max: ClassVar[int] = 63
+
+    def __post_init__(self) -> None:
+        self._check()
+        _check_int("av1", "cpu_used", self.cpu_used, 0, 8)
+
+    def _encoder_args(self) -> list[str]:
+        return ["-c:v", "libaom-av1", "-crf", str(self.crf), "-b:v", "0", "-cpu-used", str(self.cpu_used),
+                "-row-mt", "1"]
+
+
+_PRESETS = {"ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+            "placebo"}
+
+__all__ = ["CodecError", "JPEG", "WebP", "PNG", "HEVC", "H264", "AV1", "run_ffmpeg"]

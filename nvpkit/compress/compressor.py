@@ -1,0 +1,210 @@
+"""Whole-model compression: one codec per part, exact bit accounting, decoded tensors back.
+
+A model has five parts: the 2D grids ``xy``, ``xt``, ``yt`` (each split into one plane per
+level and feature channel, ``[R_l, R_l]``), the sparse grid (one volume per feature
+channel, ``[T, X, Y]``) and the decoder MLP (one flat vector). ``Compressor`` names the
+codec for each; ``Compressor.roundtrip(model)`` returns a ``Compressed`` holding every
+encoding, the decoded tensors and the size breakdown. ``make_compressor`` builds one from
+a preset name and plain settings (what a papermill parameters cell holds).
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ..config import NVPConfig, count_parameters
+from ..data import Video
+from ..model import NVP
+from .base import Codec, Encoded, Float, Quantize, Shape
+from .codecs import AV1, H264, HEVC, JPEG, PNG, WebP
+from .tucker import Tucker
+
+__all__ = ["Compressor", "Compressed", "CODECS", "COMPRESSORS", "make_compressor", "part_shapes", "config_bits"]
+
+CODECS: dict[str, type[Codec]] = {c.name: c for c in (Float, Quantize, JPEG, WebP, PNG, HEVC, H264, AV1, Tucker)}
+"""Codec classes by registry name."""
+
+GRIDS_2D = ("xy", "xt", "yt")
+PARTS = (*GRIDS_2D, "sparse", "decoder")
+
+
+def _planes(model: NVP, name: str) -> list[torch.Tensor]:
+    grid = getattr(model, name)
+    return [grid.level(level)[..., f] for f in range(grid.config.n_features_per_level)
+            for level in range(grid.config.n_levels)]  # feature-major, as the published code writes them
+
+
+def _channels(model: NVP, part: str) -> list[torch.Tensor]:
+    if part in GRIDS_2D:
+        return _planes(model, part)
+    if part == "sparse":
+        return list(model.sparse.embeddings.detach().unbind(-1))  # [T, X, Y, C] -> C x [T, X, Y]
+    return [torch.cat([p.detach().flatten() for p in model.decoder.parameters()])]
+
+
+def part_shapes(config: NVPConfig, part: str) -> list[Shape]:
+    """Shapes of a part's channels, from the config alone."""
+    if part in GRIDS_2D:
+        grid = getattr(config, part)
+        return [(r, r) for _ in range(grid.n_features_per_level) for r in grid.level_resolutions()]
+    if part == "sparse":
+        t, x, y, c = config.sparse.shape
+        return [(t, x, y)] * c
+    return [(count_parameters(config)["decoder"],)]
+
+
+def config_bits(config: NVPConfig) -> int:
+    """Bits of the model description a decoder needs (the compact JSON config stored with it)."""
+    return 8 * len(json.dumps(config.to_json(), separators=(",", ":")).encode())
+
+
+@dataclass
+class Compressed:
+    """A compressed model: every part's encoding, the decoded tensors, the exact size."""
+
+    config: NVPConfig
+    encoded: dict[str, Encoded]
+    decoded: dict[str, list[torch.Tensor]]
+    seconds: float = 0.0
+
+    def bits(self) -> dict[str, int]:
+        """Bits per part (codec payloads of ``xy``, ``xt``, ``yt``, ``sparse``, ``decoder``), ``side``
+        (quantization ranges, stream lengths, ranks, and the model config) and ``total``."""
+        out = {part: self.encoded[part].payload_bits for part in PARTS}
+        out["side"] = sum(e.side_bits for e in self.encoded.values()) + config_bits(self.config)
+        out["total"] = sum(out.values())
+        return out
+
+    def bpp(self, video: Video | tuple[int, int, int]) -> float:
+        """Total bits per pixel of ``video`` (or of a ``(T, H, W)`` shape): bits / (T·H·W)."""
+        t, h, w = (video.num_frames, video.height, video.width) if isinstance(video, Video) else video
+        return self.bits()["total"] / (t * h * w)
+
+    def load_into(self, model: NVP) -> NVP:
+        """Copy the decoded values into ``model``'s parameters in place (the parameters stay the
+        same objects, so an optimizer keeps tracking them). Returns the model."""
+        if model.config != self.config:
+            raise ValueError("load_into: the model's config differs from the compressed one")
+        with torch.no_grad():
+            for part in GRIDS_2D:
+                planes = iter(self.decoded[part])
+                grid = getattr(model, part)
+                for f in range(grid.config.n_features_per_level):
+                    for level in range(grid.config.n_levels):
+                        grid.level(level)[..., f].copy_(next(planes))
+            model.sparse.embeddings.copy_(torch.stack(self.decoded["sparse"], -1))
+            flat = self.decoded["decoder"][0]
+            offset = 0
+            for p in model.decoder.parameters():
+                p.copy_(flat[offset:offset + p.numel()].view_as(p))
+                offset += p.numel()
+        return model
+
+    def to_model(self, device: torch.device | str = "cpu") -> NVP:
+        """A new model holding the decoded values."""
+        return self.load_into(NVP(self.config).to(device))
+
+    def summary(self, video: Video | tuple[int, int, int] | None = None) -> str:
+        bits = self.bits()
+        parts = ", ".join(f"{k} {v / 8 / 1024:.1f} KiB" for k, v in bits.items() if k != "total")
+        rate = f", {self.bpp(video):.4f} bpp" if video is not None else ""
+        return f"{bits['total'] / 8 / 1024:.1f} KiB{rate} ({parts})"
+
+    def __repr__(self) -> str:
+        codecs = {part: e.codec for part, e in self.encoded.items()}
+        return f"Compressed({codecs}, {self.summary()}, {self.seconds:.1f} s)"
+
+
+def _default_planes() -> dict[str, Codec]:
+    return {g: Float() for g in GRIDS_2D}
+
+
+@dataclass
+class Compressor:
+    """How each part of a model is stored. ``planes`` is one codec for all three 2D grids or a
+    dict by grid name (``{"xy": JPEG(2), "xt": JPEG(3), "yt": JPEG(3)}``)."""
+
+    planes: Codec | dict[str, Codec] = field(default_factory=_default_planes)
+    sparse: Codec = field(default_factory=Float)
+    decoder: Codec = field(default_factory=Float)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.planes, dict):
+            self.planes = {g: self.planes for g in GRIDS_2D}
+        if sorted(self.planes) != sorted(GRIDS_2D):
+            raise ValueError(f"Compressor: planes must name each of {GRIDS_2D}, got {sorted(self.planes)}")
+        if not isinstance(self.decoder, (Float, Quantize)):
+            raise ValueError(f"Compressor: the decoder is stored as floats or quantized, got {self.decoder.name}")
+
+    def codec(self, part: str) -> Codec:
+        return self.planes[part] if part in GRIDS_2D else getattr(self, part)
+
+    def roundtrip(self, model: NVP) -> Compressed:
+        """Encode every part of ``model`` and decode it as a decoder would."""
+        started = time.perf_counter()
+        encoded, decoded = {}, {}
+        for part in PARTS:
+            decoded[part], encoded[part] = self.codec(part).roundtrip(_channels(model, part))
+        return Compressed(model.config, encoded, decoded, time.perf_counter() - started)
+
+    def shape_bits(self, config: NVPConfig) -> dict[str, int]:
+        """The size ``roundtrip`` would report, from shapes alone; only for codecs whose size does not
+        depend on the content (floats, quantization, Tucker), else ``TypeError``."""
+        out = {part: self.codec(part).shape_bits(part_shapes(config, part)) for part in PARTS}
+        out["total"] = sum(out.values()) + config_bits(config)
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        return {part: {"codec": self.codec(part).name, **self.codec(part).params()} for part in PARTS}
+
+
+# -- presets for notebooks: names and plain settings -------------------------------------------------------
+
+def _video_preset(cls: type[Codec]):
+    def build(qscale: tuple[int, int, int] = (2, 3, 3), decoder_dtype: str = "float32", **video: Any) -> Compressor:
+        if not (isinstance(qscale, (list, tuple)) and len(qscale) == 3):
+            raise ValueError(f"qscale={qscale!r} is not allowed; give three ints (xy, xt, yt), e.g. (2, 3, 3)")
+        planes = {g: JPEG(qscale=q) for g, q in zip(GRIDS_2D, qscale)}
+        return Compressor(planes, cls(**video), Float(decoder_dtype))
+    return build
+
+
+def _tucker(ranks: tuple[int, ...] = (480, 240, 240), storage: str = "float32", init: str = "svd",
+            n_iter: int = 100, plane_ranks: tuple[int, int] | None = None,
+            decoder_dtype: str = "float32") -> Compressor:
+    planes = Float() if plane_ranks is None else Tucker(tuple(plane_ranks), init, n_iter, storage, clip=True)
+    return Compressor(planes, Tucker(tuple(ranks), init, n_iter, storage), Float(decoder_dtype))
+
+
+def _quantize(bits: int = 8, decoder_dtype: str = "float32") -> Compressor:
+    return Compressor(Quantize(bits), Quantize(bits), Float(decoder_dtype))
+
+
+def _float(dtype: str = "float32") -> Compressor:
+    return Compressor(Float(dtype), Float(dtype), Float(dtype))
+
+
+COMPRESSORS = {
+    "hevc": _video_preset(HEVC),  # published: JPEG qscale (2, 3, 3) + HEVC crf 21, slow, 25 fps, bframes=0
+    "h264": _video_preset(H264),
+    "av1": _video_preset(AV1),
+    "tucker": _tucker,  # published: ranks (480, 240, 240) on the sparse grid, float32; plane_ranks: 2D grids too
+    "quantize": _quantize,  # published 8-bit evaluation
+    "float": _float,  # the uncompressed model
+}
+"""Compressor presets by name; each takes plain keyword settings."""
+
+
+def make_compressor(name: str, **settings: Any) -> Compressor:
+    """A preset compressor by name with overrides, e.g. ``make_compressor("hevc", crf=25)`` or
+    ``make_compressor("tucker", ranks=(240, 120, 120))``."""
+    if name not in COMPRESSORS:
+        raise ValueError(f"make_compressor: unknown compressor {name!r}; use one of {sorted(COMPRESSORS)}")
+    try:
+        return COMPRESSORS[name](**settings)
+    except TypeError as err:
+        raise ValueError(f"make_compressor({name!r}): {err}") from None

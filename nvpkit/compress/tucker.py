@@ -1,0 +1,105 @@
+"""Tucker decomposition (HOOI through tensorly's PyTorch backend, on the tensor's device) as a codec."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import tensorly as tl
+import torch
+from tensorly.decomposition import tucker as _tucker
+
+from .base import Codec, Encoded, Float, Quantize, Shape, _check_choice, _check_int
+
+__all__ = ["tucker", "tucker_to_tensor", "Tucker"]
+
+_INITS = {"svd", "random"}
+
+
+def tucker(tensor: torch.Tensor, ranks: tuple[int, ...], *, init: str = "svd", n_iter: int = 100,
+           tol: float = 1e-4, seed: int = 0) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Tucker decomposition by higher-order orthogonal iteration: ``core [r0, r1, …]`` and one
+    orthonormal factor ``[n_k, r_k]`` per mode, such that ``tucker_to_tensor`` approximates ``tensor``."""
+    with tl.backend_context("pytorch"):
+        core, factors = _tucker(tensor.detach().float(), rank=list(ranks), init=init, n_iter_max=n_iter, tol=tol,
+                                random_state=seed)
+    return core, list(factors)
+
+
+def tucker_to_tensor(core: torch.Tensor, factors: list[torch.Tensor]) -> torch.Tensor:
+    """The full tensor ``core ×_1 U_1 ×_2 U_2 …`` of a Tucker decomposition."""
+    with tl.backend_context("pytorch"):
+        return tl.tucker_to_tensor((core, factors))
+
+
+@dataclass
+class Tucker(Codec):
+    """Each channel as its Tucker decomposition with ``ranks`` (one per mode: (t, x, y) for the
+    sparse grid, e.g. the published (480, 240, 240)). Core and factors are stored as ``float32``
+    (default), ``float16``, or min-max quantized to 8 bits (``uint8``); the ranks are side
+    information. ``clip`` lowers ranks to mode sizes (for the multi-resolution planes);
+    otherwise a rank larger than its mode is an error."""
+
+    ranks: tuple[int, ...] = (480, 240, 240)
+    init: str = "svd"
+    n_iter: int = 100
+    storage: str = "float32"
+    clip: bool = False
+    name: ClassVar[str] = "tucker"
+    dims: ClassVar[tuple[int, ...]] = (2, 3)
+
+    def __post_init__(self) -> None:
+        self.ranks = tuple(self.ranks)
+        if not self.ranks or any(isinstance(r, bool) or not isinstance(r, int) or r < 1 for r in self.ranks):
+            raise ValueError(f"tucker: ranks={self.ranks!r} is not allowed; use positive ints, one per mode")
+        _check_choice("tucker", "init", self.init, _INITS)
+        _check_choice("tucker", "storage", self.storage, {"float32", "float16", "uint8"})
+        _check_int("tucker", "n_iter", self.n_iter, 1, 10_000)
+
+    @property
+    def _inner(self) -> Codec:
+        return Quantize(8) if self.storage == "uint8" else Float(self.storage)
+
+    def ranks_for(self, shape: Shape) -> tuple[int, ...]:
+        if len(shape) != len(self.ranks):
+            raise ValueError(f"tucker: ranks={self.ranks} has {len(self.ranks)} modes, channel shape {shape} has "
+                             f"{len(shape)}")
+        if not self.clip:
+            for mode, (r, n) in enumerate(zip(self.ranks, shape)):
+                if r > n:
+                    raise ValueError(f"tucker: ranks[{mode}]={r} is larger than mode {mode} of size {n} "
+                                     f"(channel shape {shape}); use ranks <= the mode sizes or clip=True")
+        return tuple(min(r, n) for r, n in zip(self.ranks, shape))
+
+    def _part_shapes(self, shape: Shape) -> list[Shape]:
+        ranks = self.ranks_for(shape)
+        return [ranks, *((n, r) for n, r in zip(shape, ranks))]
+
+    def encode(self, channels: list[torch.Tensor]) -> Encoded:
+        parts, header = [], []
+        for c in channels:
+            ranks = self.ranks_for(tuple(c.shape))
+            core, factors = tucker(c, ranks, init=self.init, n_iter=self.n_iter)
+            parts += [core, *factors]
+            header += list(ranks)
+        inner = self._inner.encode(parts)
+        return Encoded(self.name, self.params(), inner.payload, inner.side, header)
+
+    def decode(self, encoded: Encoded, shapes: list[Shape], device: torch.device | str = "cpu") -> list[torch.Tensor]:
+        expected = [r for s in shapes for r in self.ranks_for(s)]
+        if encoded.header != expected:
+            raise ValueError(f"tucker: stored ranks {encoded.header} do not match the expected {expected}")
+        part_shapes = [p for s in shapes for p in self._part_shapes(s)]
+        parts = self._inner.decode(Encoded(self._inner.name, {}, encoded.payload, encoded.side), part_shapes, device)
+        out, k = [], 0
+        for s in shapes:
+            n = 1 + len(s)
+            out.append(tucker_to_tensor(parts[k], parts[k + 1:k + n]))
+            k += n
+        return out
+
+    def shape_bits(self, shapes: list[Shape]) -> int:
+        inner = self._inner.shape_bits([p for s in shapes for p in self._part_shapes(s)])
+        return inner + 32 * sum(len(s) for s in shapes)
+
+    def params(self) -> dict:
+        return {**super().params(), "ranks": list(self.ranks)}

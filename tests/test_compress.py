@@ -1,0 +1,284 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import nvpkit
+from nvpkit.compress import (AV1, H264, HEVC, JPEG, PNG, CodecError, Compressor, Float, Quantize, Tucker, WebP,
+                             dequantize, make_compressor, quantize)
+from nvpkit.compress.base import pack_bits, unpack_bits
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    net = nvpkit.NVP(nvpkit.size_sparse_grid(nvpkit.load_config("cpu_s"), 6, 40, 64))
+    with torch.no_grad():  # smooth, trained-looking values
+        for p in net.parameters():
+            p.copy_(torch.randn_like(p) * 0.1)
+        net.sparse.embeddings.copy_(torch.randn(6, 11, 10, 2).cumsum(1).cumsum(2) * 0.05)
+    return net
+
+
+def smooth(*shape):
+    x = torch.randn(*shape)
+    for d in range(len(shape)):
+        x = x.cumsum(d)
+    return x
+
+
+# -- exact accounting ---------------------------------------------------------------------------------
+
+def test_published_tucker_size_from_shapes():
+    """NVP-S, ranks (480, 240, 240) per channel on the sparse grid, all float32, 600 frames of 1080x1920."""
+    bits = make_compressor("tucker").shape_bits(nvpkit.load_config("nvp_s"))
+    assert bits["sparse"] == 2 * (480 * 240 * 240 + 600 * 480 + 2 * 300 * 240) * 32 + 2 * 3 * 32
+    assert bits["xy"] + bits["xt"] + bits["yt"] == 27_696_672 * 32
+    assert bits["decoder"] == 110_595 * 32
+    assert round(bits["total"] / (600 * 1080 * 1920), 4) == 2.1597
+
+
+@pytest.mark.parametrize("name,settings", [("float", {}), ("float", {"dtype": "float16"}), ("quantize", {}),
+                                           ("quantize", {"bits": 6}), ("tucker", {"ranks": (3, 5, 4)}),
+                                           ("tucker", {"ranks": (3, 5, 4), "storage": "uint8"})])
+def test_shape_bits_equal_the_encoded_bits(model, name, settings):
+    compressor = make_compressor(name, **settings)
+    result = compressor.roundtrip(model)
+    assert compressor.shape_bits(model.config)["total"] == result.bits()["total"]
+
+
+def test_bits_are_payload_plus_side_and_bpp(model):
+    result = make_compressor("hevc").roundtrip(model)
+    bits = result.bits()
+    assert bits["sparse"] == 8 * len(result.encoded["sparse"].payload)
+    assert bits["decoder"] == 32 * model.parameter_counts()["decoder"]
+    assert bits["total"] == sum(v for k, v in bits.items() if k != "total")
+    assert result.bpp((6, 40, 64)) == bits["total"] / (6 * 40 * 64)
+    with pytest.raises(TypeError, match="depends on the content"):
+        make_compressor("hevc").shape_bits(model.config)
+
+
+# -- lossless, full-rank and quantization properties --------------------------------------------------------
+
+@pytest.mark.parametrize("codec", [PNG(), PNG(16), WebP(lossless=True), Quantize(8)])
+def test_lossless_image_settings_are_exact_up_to_quantization(codec):
+    planes = [smooth(17, 17), smooth(30, 30), torch.zeros(5, 5)]
+    decoded, encoded = codec.roundtrip(planes)
+    bits = getattr(codec, "bit_depth", getattr(codec, "bits", 8))
+    for x, y in zip(planes, decoded):
+        q, lo, hi = quantize(x, bits)
+        assert torch.equal(y, dequantize(q, lo, hi, bits))
+
+
+def test_lossless_video_settings_are_exact_up_to_quantization():
+    volumes = [smooth(5, 20, 18), smooth(4, 7, 9)]
+    for codec in (HEVC(x265_params="lossless=1"), HEVC(x265_params="lossless=1", bit_depth=10), H264(crf=0)):
+        decoded, _ = codec.roundtrip(volumes)
+        for x, y in zip(volumes, decoded):
+            q, lo, hi = quantize(x, codec.bit_depth)
+            assert torch.equal(y, dequantize(q, lo, hi, codec.bit_depth)), codec
+
+
+def test_float32_is_bit_exact(model):
+    result = make_compressor("float").roundtrip(model)
+    restored = result.to_model()
+    for a, b in zip(model.state_dict().values(), restored.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_full_rank_tucker_reconstructs_to_float_precision():
+    x = torch.randn(6, 9, 7)
+    (y,), encoded = Tucker(ranks=(6, 9, 7)).roundtrip([x])
+    assert (y - x).norm() / x.norm() < 1e-5
+    assert encoded.header == [6, 9, 7]
+    (low,), _ = Tucker(ranks=(2, 3, 3)).roundtrip([x])
+    assert (low - x).norm() > 0.1 * x.norm()
+
+
+@pytest.mark.parametrize("bits", [1, 3, 8, 11, 16])
+def test_quantization_error_is_within_half_a_step(bits):
+    x = torch.randn(1000) * 3
+    q, lo, hi = quantize(x, bits)
+    step = (hi - lo) / (2**bits - 1)
+    assert (dequantize(q, lo, hi, bits) - x).abs().max() <= step / 2 * (1 + 1e-5)
+    assert np.array_equal(unpack_bits(pack_bits(q.numpy(), bits), bits, 1000), q.numpy())
+
+
+def test_lossy_codecs_are_close_and_smaller(model):
+    planes = [smooth(40, 40) for _ in range(2)]
+    for codec in (JPEG(2), JPEG(quality=90), WebP(90)):
+        decoded, encoded = codec.roundtrip(planes)
+        assert len(encoded.payload) < 2 * 40 * 40
+        for x, y in zip(planes, decoded):
+            assert (x - y).abs().mean() < 0.02 * (x.max() - x.min())
+    volume = [smooth(8, 24, 24)]
+    for codec in (HEVC(), H264(), AV1()):
+        (y,), encoded = codec.roundtrip(volume)
+        assert len(encoded.payload) < 8 * 24 * 24
+        assert ((volume[0] - y) ** 2).mean().sqrt() < 0.03 * (volume[0].max() - volume[0].min())
+
+
+def test_load_into_keeps_the_parameters(model):
+    target = nvpkit.NVP(model.config)
+    params = [id(p) for p in target.parameters()]
+    result = make_compressor("quantize").roundtrip(model)
+    result.load_into(target)
+    assert [id(p) for p in target.parameters()] == params
+    coords, steps = torch.rand(100, 3), torch.rand(100)
+    torch.testing.assert_close(target(coords, steps), result.to_model()(coords, steps))
+
+
+# -- the one-file artifact ------------------------------------------------------------------------------------
+
+def test_artifact_round_trip(model, tmp_path):
+    result = make_compressor("hevc").roundtrip(model)
+    info = nvpkit.save_compressed(result, tmp_path / "model.nvp")
+    assert info["file_bytes"] == (tmp_path / "model.nvp").stat().st_size
+    assert info["file_bytes"] == info["accounted_bytes"] + info["overhead_bytes"]
+    assert 0 < info["overhead_bytes"] < 4096
+    loaded, record = nvpkit.load_compressed(tmp_path / "model.nvp")
+    assert record.bits() == result.bits()
+    coords, steps = torch.rand(500, 3), torch.rand(500)
+    assert torch.equal(loaded(coords, steps), result.to_model()(coords, steps))
+    with pytest.raises(FileExistsError):
+        nvpkit.save_compressed(result, tmp_path / "model.nvp")
+
+
+def test_damaged_artifacts_fail_cleanly(model, tmp_path):
+    path = tmp_path / "model.nvp"
+    nvpkit.save_compressed(make_compressor("quantize").roundtrip(model), path)
+    data = path.read_bytes()
+    bad = tmp_path / "bad.nvp"
+    for n in (0, 5, 11, 12, 40, len(data) // 2, len(data) - 1):
+        bad.write_bytes(data[:n])
+        with pytest.raises(nvpkit.ArtifactError):
+            nvpkit.load_compressed(bad)
+    bad.write_bytes(data + b"x")
+    with pytest.raises(nvpkit.ArtifactError, match="trailing bytes"):
+        nvpkit.load_compressed(bad)
+    for i in np.random.default_rng(0).integers(0, len(data), 60):
+        bad.write_bytes(data[:i] + bytes([data[i] ^ 0xFF]) + data[i + 1:])
+        try:  # a flip in the manifest must be refused; one in a payload may decode to other values
+            nvpkit.load_compressed(bad)
+        except nvpkit.ArtifactError:
+            pass
+
+
+def test_hostile_manifests_are_refused(tmp_path):
+    import json
+    import struct
+    bad = tmp_path / "evil.nvp"
+
+    def write(manifest):
+        body = json.dumps(manifest).encode()
+        bad.write_bytes(b"NVPKIT-C" + struct.pack("<I", len(body)) + body)
+
+    parts = [{"name": n, "codec": "float", "params": {}, "side": [], "header": [], "length": 0}
+             for n in ("xy", "xt", "yt", "sparse", "decoder")]
+    huge = nvpkit.load_config("nvp_s").to_json()
+    huge["nvp"]["3d_encoding"]["t_resolution"] = 10**9
+    for manifest, match in [
+        ({"format": 1, "config": huge, "parts": parts}, "more values"),
+        ({"format": 2}, "unsupported format"),
+        ({"format": 1, "config": nvpkit.load_config("cpu_s").to_json(), "parts": parts[:2]}, "parts must be"),
+        ({"format": 1, "config": nvpkit.load_config("cpu_s").to_json(),
+          "parts": [{**p, "codec": "os.system"} for p in parts]}, "unknown codec"),
+        ({"format": 1, "config": nvpkit.load_config("cpu_s").to_json(),
+          "parts": [{**p, "length": -5} for p in parts]}, "payload length"),
+        ({"format": 1, "config": nvpkit.load_config("cpu_s").to_json(), "parts": parts}, "does not decode"),
+    ]:
+        write(manifest)
+        with pytest.raises(nvpkit.ArtifactError, match=match):
+            nvpkit.load_compressed(bad)
+    bad.write_bytes(b"NVPKIT-C" + struct.pack("<I", 2**31))
+    with pytest.raises(nvpkit.ArtifactError, match="manifest length"):
+        nvpkit.load_compressed(bad)
+
+
+# -- settings are validated, ffmpeg errors surface --------------------------------------------------------------
+
+@pytest.mark.parametrize("build,match", [
+    (lambda: HEVC(crf=52), "crf=52"), (lambda: AV1(crf=64), "crf=64"), (lambda: JPEG(qscale=0), "qscale=0"),
+    (lambda: JPEG(qscale=40), r"\[1, 31\]"), (lambda: HEVC(bit_depth=12), "bit_depth=12"),
+    (lambda: HEVC(preset="fastest"), "preset='fastest'"), (lambda: Tucker(ranks=(0, 2, 2)), "ranks="),
+    (lambda: Float("float64"), "dtype='float64'"), (lambda: Quantize(0), "bits=0"),
+    (lambda: make_compressor("zstd"), "unknown compressor 'zstd'"),
+    (lambda: make_compressor("hevc", qscale=(2, 3)), "qscale="),
+    (lambda: make_compressor("hevc", crf_value=3), "crf_value"),
+    (lambda: Compressor(planes={"xy": Float()}), "planes must name"),
+])
+def test_bad_settings_name_the_parameter(build, match):
+    with pytest.raises(ValueError, match=match):
+        build()
+
+
+def test_rank_larger_than_mode_is_refused():
+    with pytest.raises(ValueError, match=r"ranks\[1\]=20 is larger than mode 1 of size 9"):
+        Tucker(ranks=(2, 20, 2)).roundtrip([torch.randn(4, 9, 5)])
+    (y,), _ = Tucker(ranks=(20, 20), clip=True).roundtrip([torch.randn(9, 5)])
+    assert y.shape == (9, 5)
+
+
+def test_ffmpeg_failure_carries_the_encoder_message():
+    with pytest.raises(CodecError, match="hevc encode failed.*x265 \\[error\\]: max cu size"):
+        HEVC(x265_params="ctu=7").roundtrip([smooth(3, 16, 16)])
+
+
+def test_wrong_channel_rank_is_refused():
+    with pytest.raises(ValueError, match="hevc: channels must have 3 dims"):
+        HEVC().roundtrip([torch.zeros(4, 4)])
+
+
+# -- published settings on a trained model ---------------------------------------------------------------------
+
+def test_hevc_jpeg_beats_8bit_quantization_on_a_trained_model(tiny_video):
+    trainer = nvpkit.Trainer.from_config(tiny_video, "cpu_s", steps=60, batch=4096, device="cpu")
+    trainer.train(progress=False)
+    rows = nvpkit.rd_sweep(trainer.model, tiny_video, {
+        "8-bit": make_compressor("quantize"), "hevc crf 21": make_compressor("hevc"),
+        "hevc crf 40": make_compressor("hevc", crf=40)}, progress=False)
+    by = {r["label"]: r for r in rows}
+    grids = lambda r: sum(r["parts"][k] for k in ("xy", "xt", "yt", "sparse"))  # noqa: E731
+    assert grids(by["hevc crf 21"]) < 0.6 * grids(by["8-bit"])
+    assert by["hevc crf 40"]["bpp"] < by["hevc crf 21"]["bpp"]
+    assert by["hevc crf 40"]["psnr"] < by["hevc crf 21"]["psnr"] <= by["8-bit"]["psnr"] + 0.05
+
+
+def test_compressed_model_renders_like_any_model(model, tiny_video):
+    restored = make_compressor("h264").roundtrip(model).to_model()
+    frames = list(nvpkit.render(restored, 3, 20, 32, video_frames=6))
+    assert len(frames) == 3 and frames[0].shape == (20, 32, 3)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_compressors_on_cuda(model):
+    gpu = nvpkit.NVP(model.config).cuda()
+    gpu.load_state_dict(model.state_dict())
+    for name in ("hevc", "tucker"):
+        settings = {"ranks": (3, 5, 4)} if name == "tucker" else {}
+        result = make_compressor(name, **settings).roundtrip(gpu)
+        assert result.decoded["sparse"][0].is_cuda
+        result.load_into(gpu)
+
+
+def test_rd_helpers(tiny_video, model):
+    anchor = nvpkit.video_anchor(tiny_video, crfs=(20, 35), progress=False)
+    assert anchor[0]["bpp"] > anchor[1]["bpp"] and anchor[0]["psnr"] > anchor[1]["psnr"]
+    fig = nvpkit.rd_figure({"x265": anchor})
+    assert len(fig.data) == 1 and list(fig.data[0].x) == sorted(r["bpp"] for r in anchor)
+    video = nvpkit.load_video(np.zeros((6, 40, 64, 3), np.uint8))
+    best = nvpkit.find_setting(model, video, lambda c: make_compressor("h264", crf=c), range(0, 52, 3),
+                               target_bpp=make_compressor("h264", crf=27).roundtrip(model).bpp(video),
+                               progress=False)
+    assert best["value"] == 27 and len(best["tried"]) <= 6
+    assert math.isfinite(best["psnr"])
+
+
+def test_tucker_on_the_2d_grids_too(model):
+    result = make_compressor("tucker", ranks=(3, 5, 4), plane_ranks=(8, 8)).roundtrip(model)
+    assert result.encoded["xy"].codec == "tucker"
+    small = result.encoded["xy"].header[:2]
+    assert small == [8, 8]  # the 16x16 first level keeps rank 8; levels under 8 clip to their size
+    assert result.bits()["xy"] < make_compressor("float").roundtrip(model).bits()["xy"]
