@@ -6,23 +6,27 @@ compression-guided training of them, from a notebook.
     trainer.train()
     print(nvpkit.evaluate(trainer.model, video, write="recon.mp4"))
 """
+__version__ = "0.1.0"
+
 from .compress import (ArtifactError, Compressed, Compressor, find_setting, load_compressed, make_compressor,
                        rd_figure, rd_sweep, save_compressed, video_anchor)
 from .config import (PRESETS, GridConfig, NetworkConfig, NVPConfig, SparseGridConfig, count_parameters,
                      load_config, size_sparse_grid)
 from .data import SAMPLES, Video, load_video, video_writer, write_video
 from .grids import DenseGrid2D, SparseGrid3D
+from .guide import GuideConfig, Guidance, PixelProbe, bd_metrics, format_table, run_experiment
+from .live import LivePlot
 from .metrics import ms_ssim, psnr
 from .model import NVP
 from .render import Evaluation, evaluate, render
 from .train import TrainConfig, Trainer
 
-__version__ = "0.1.0"
 
 __all__ = [
     "PRESETS", "GridConfig", "NetworkConfig", "NVPConfig", "SparseGridConfig", "count_parameters", "load_config",
     "size_sparse_grid", "SAMPLES", "Video", "load_video", "video_writer", "write_video", "DenseGrid2D",
     "SparseGrid3D", "ms_ssim", "psnr", "NVP", "Evaluation", "evaluate", "render", "TrainConfig", "Trainer",
     "ArtifactError", "Compressed", "Compressor", "find_setting", "load_compressed", "make_compressor", "rd_figure",
-    "rd_sweep", "save_compressed", "video_anchor",
+    "rd_sweep", "save_compressed", "video_anchor", "GuideConfig", "Guidance", "PixelProbe", "bd_metrics",
+    "format_table", "run_experiment", "LivePlot",
 ]

@@ -20,7 +20,7 @@ from torch import nn
 
 from .config import GridConfig, SparseGridConfig
 
-__all__ = ["DenseGrid2D", "SparseGrid3D"]
+__all__ = ["DenseGrid2D", "SparseGrid3D", "fake_quantize"]
 
 
 class _WeightedGather(torch.autograd.Function):
@@ -62,9 +62,12 @@ class DenseGrid2D(nn.Module):
         self.register_buffer("scales", torch.tensor(config.level_scales(), dtype=torch.float32), persistent=False)
         self.register_buffer("resolutions", torch.tensor(resolutions), persistent=False)
         self.register_buffer("offsets", torch.tensor(offsets), persistent=False)
+        self._level_bounds = [*offsets, sum(sizes)]  # host copy: no device sync to slice levels
         # One row per vertex of every level; within a level, vertex (i0, i1) is row i0 + i1 * R.
         self.table = nn.Parameter(torch.empty(sum(sizes), config.n_features_per_level))
         nn.init.uniform_(self.table, -init_std, init_std)
+        self.fake_quant_bits: int | None = None
+        """When set, lookups see the table min-max quantized per level and feature (straight-through)."""
 
     def level(self, level: int) -> torch.Tensor:
         """View of one level as ``[R (axis 1), R (axis 0), F]`` (an image of the plane)."""
@@ -90,10 +93,18 @@ class DenseGrid2D(nn.Module):
         weight = torch.stack(((1 - w0) * (1 - w1), w0 * (1 - w1), (1 - w0) * w1, w0 * w1), -1)
         return index, weight
 
+    def lookup_table(self) -> torch.Tensor:
+        """The table lookups read: the parameter, or its straight-through quantization."""
+        if self.fake_quant_bits is None:
+            return self.table
+        bounds = self._level_bounds
+        return torch.cat([fake_quantize(self.table[a:b], self.fake_quant_bits, dims=(0,))
+                          for a, b in zip(bounds[:-1], bounds[1:])])
+
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         index, weight = self.corners(coords)
         n, levels, _ = index.shape
-        features = _WeightedGather.apply(self.table, index.view(n * levels, 4), weight.view(n * levels, 4))
+        features = _WeightedGather.apply(self.lookup_table(), index.view(n * levels, 4), weight.view(n * levels, 4))
         return features.view(n, levels * self.table.shape[1])  # [N*L, F] -> [N, L*F]
 
 
@@ -109,13 +120,18 @@ class SparseGrid3D(nn.Module):
         self.config = config
         self.embeddings = nn.Parameter(torch.empty(config.shape))  # [T, X, Y, C]
         nn.init.uniform_(self.embeddings, -init_std, init_std)
+        self.fake_quant_bits: int | None = None
+        """When set, lookups see the grid min-max quantized per feature channel (straight-through)."""
         self.register_buffer("neighbours", torch.tensor(_NEIGHBOURS), persistent=False)  # [9, 2]
 
     def grid(self) -> torch.Tensor:
         """The lookup grid ``[T, X', Y', C]`` (upsampled 2x in x and y if configured)."""
+        g = self.embeddings
+        if self.fake_quant_bits is not None:
+            g = fake_quantize(g, self.fake_quant_bits, dims=(0, 1, 2))
         if not self.config.upsample:
-            return self.embeddings
-        g = self.embeddings.permute(3, 0, 1, 2)  # [C, T, X, Y]: time as channels, x/y as the image
+            return g
+        g = g.permute(3, 0, 1, 2)  # [C, T, X, Y]: time as channels, x/y as the image
         g = F.interpolate(g, scale_factor=2, mode="bilinear")
         return g.permute(1, 2, 3, 0)  # [T, 2X, 2Y, C]
 
@@ -137,6 +153,16 @@ class SparseGrid3D(nn.Module):
         before = F.embedding(lo[:, None] * (xs * ys) + cells, table).view(n, 9 * c)
         after = F.embedding(hi[:, None] * (xs * ys) + cells, table).view(n, 9 * c)
         return before + w * (after - before)
+
+
+def fake_quantize(x: torch.Tensor, bits: int, dims: tuple[int, ...]) -> torch.Tensor:
+    """Min-max uniform quantization over ``dims`` (one range per remaining index) in the forward
+    pass, identity in the backward pass (straight-through estimator)."""
+    lo, hi = x.amin(dims, keepdim=True), x.amax(dims, keepdim=True)
+    levels = 2**bits - 1
+    scale = (hi - lo).clamp_min(1e-12) / levels
+    q = ((x - lo) / scale + 0.5).floor().clamp(0, levels) * scale + lo
+    return x + (q - x).detach()
 
 
 def _nearest(coord: torch.Tensor, size: int) -> torch.Tensor:

@@ -152,9 +152,10 @@ class Trainer:
 
     # -- stepping ---------------------------------------------------------------------------------
 
-    def step(self) -> torch.Tensor:
-        """One optimisation step; returns the loss as a device tensor (no host sync)."""
-        coords, steps, target = self.sampler(self.batch)
+    def step(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """One optimisation step on a fresh random batch (or on ``batch = (coords, steps, target)``);
+        returns the loss as a device tensor (no host sync)."""
+        coords, steps, target = self.sampler(self.batch) if batch is None else batch
         loss = F.mse_loss(self.model(coords, steps), target)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -198,11 +199,11 @@ class Trainer:
         try:
             for _ in range(steps):
                 self.step()
-                for callback in callbacks:
-                    callback(self)
                 if self.step_count % self.config.log_every == 0 or self.step_count == self.config.steps:
                     record = self.log()
                     bar.set_postfix(loss=f"{record['loss']:.2e}", psnr=f"{record['psnr']:.2f}")
+                for callback in callbacks:
+                    callback(self)
                 bar.update(1)
         finally:
             self._seconds, self._started = self.elapsed, None

@@ -10,8 +10,14 @@ TINY = {
     "compress.ipynb": {"num_frames": 4, "downscale": 8, "steps": 20, "batch": 2048, "device": "cpu",
                        "tucker_rank_t": 2, "tucker_rank_x": 6, "tucker_rank_y": 6, "sweep_crfs": "20,40",
                        "anchor_crfs": "25,40", "preset": "fast"},
+    "codec_guide.ipynb": {"num_frames": 4, "downscale": 8, "steps": 40, "period": 20, "batch": 512,
+                          "device": "cpu", "log_every": 10, "sweep_crfs": "15,30,45", "anchor_crfs": "25,40",
+                          "preset": "fast"},
+    "tucker_guide.ipynb": {"num_frames": 4, "downscale": 8, "steps": 40, "period": 20, "batch": 512,
+                           "device": "cpu", "log_every": 10, "sweep_ranks": "0.5,0.8", "anchor_crfs": "25,40"},
 }
-OUTPUTS = {"quickstart.ipynb": "reconstruction.mp4", "compress.ipynb": "model.nvp"}
+OUTPUTS = {"quickstart.ipynb": "reconstruction.mp4", "compress.ipynb": "model.nvp",
+           "codec_guide.ipynb": "results.json", "tucker_guide.ipynb": "results.json"}
 
 
 def test_every_notebook_has_tiny_parameters():
@@ -22,6 +28,7 @@ def test_every_notebook_has_tiny_parameters():
 def test_notebook_runs_headless(name, tmp_path):
     out = tmp_path / name
     papermill.execute_notebook(str(NOTEBOOKS / name), str(out), cwd=str(tmp_path), progress_bar=False,
-                               parameters={**TINY[name], "out_dir": str(tmp_path / "run")})
+                               parameters={**TINY[name], "out_dir": str(tmp_path / "run"),
+                                           **({"cache_dir": str(tmp_path / "cache")} if "guide" in name else {})})
     assert out.exists()
     assert (tmp_path / "run" / OUTPUTS[name]).exists()

@@ -84,24 +84,30 @@ class Compressed:
         t, h, w = (video.num_frames, video.height, video.width) if isinstance(video, Video) else video
         return self.bits()["total"] / (t * h * w)
 
-    def load_into(self, model: NVP) -> NVP:
-        """Copy the decoded values into ``model``'s parameters in place (the parameters stay the
-        same objects, so an optimizer keeps tracking them). Returns the model."""
+    def load_into(self, model: NVP, parts: tuple[str, ...] = PARTS) -> NVP:
+        """Copy the decoded values of ``parts`` (default all) into ``model``'s parameters in place
+        (the parameters stay the same objects, so an optimizer keeps tracking them)."""
         if model.config != self.config:
             raise ValueError("load_into: the model's config differs from the compressed one")
+        unknown = set(parts) - set(PARTS)
+        if unknown:
+            raise ValueError(f"load_into: unknown parts {sorted(unknown)}; parts are {list(PARTS)}")
         with torch.no_grad():
             for part in GRIDS_2D:
+                if part not in parts:
+                    continue
                 planes = iter(self.decoded[part])
                 grid = getattr(model, part)
                 for f in range(grid.config.n_features_per_level):
                     for level in range(grid.config.n_levels):
                         grid.level(level)[..., f].copy_(next(planes))
-            model.sparse.embeddings.copy_(torch.stack(self.decoded["sparse"], -1))
-            flat = self.decoded["decoder"][0]
-            offset = 0
-            for p in model.decoder.parameters():
-                p.copy_(flat[offset:offset + p.numel()].view_as(p))
-                offset += p.numel()
+            if "sparse" in parts:
+                model.sparse.embeddings.copy_(torch.stack(self.decoded["sparse"], -1))
+            if "decoder" in parts:
+                flat, offset = self.decoded["decoder"][0], 0
+                for p in model.decoder.parameters():
+                    p.copy_(flat[offset:offset + p.numel()].view_as(p))
+                    offset += p.numel()
         return model
 
     def to_model(self, device: torch.device | str = "cpu") -> NVP:

@@ -33,13 +33,14 @@ def tucker_to_tensor(core: torch.Tensor, factors: list[torch.Tensor]) -> torch.T
 
 @dataclass
 class Tucker(Codec):
-    """Each channel as its Tucker decomposition with ``ranks`` (one per mode: (t, x, y) for the
-    sparse grid, e.g. the published (480, 240, 240)). Core and factors are stored as ``float32``
+    """Each channel as its Tucker decomposition with ``ranks``, one per mode ((t, x, y) for the
+    sparse grid): ints, e.g. the published (480, 240, 240), or fractions of the mode sizes (the
+    published ranks are 0.8 of NVP-S's 600x300x300 grid). Core and factors are stored as ``float32``
     (default), ``float16``, or min-max quantized to 8 bits (``uint8``); the ranks are side
     information. ``clip`` lowers ranks to mode sizes (for the multi-resolution planes);
     otherwise a rank larger than its mode is an error."""
 
-    ranks: tuple[int, ...] = (480, 240, 240)
+    ranks: tuple[int | float, ...] = (480, 240, 240)
     init: str = "svd"
     n_iter: int = 100
     storage: str = "float32"
@@ -49,8 +50,11 @@ class Tucker(Codec):
 
     def __post_init__(self) -> None:
         self.ranks = tuple(self.ranks)
-        if not self.ranks or any(isinstance(r, bool) or not isinstance(r, int) or r < 1 for r in self.ranks):
-            raise ValueError(f"tucker: ranks={self.ranks!r} is not allowed; use positive ints, one per mode")
+        ok = [(isinstance(r, int) and not isinstance(r, bool) and r >= 1) or (isinstance(r, float) and 0 < r <= 1)
+              for r in self.ranks]
+        if not self.ranks or not all(ok):
+            raise ValueError(f"tucker: ranks={self.ranks!r} is not allowed; use one per mode, each an int >= 1 "
+                             "or a fraction of the mode size in (0, 1]")
         _check_choice("tucker", "init", self.init, _INITS)
         _check_choice("tucker", "storage", self.storage, {"float32", "float16", "uint8"})
         _check_int("tucker", "n_iter", self.n_iter, 1, 10_000)
@@ -63,12 +67,13 @@ class Tucker(Codec):
         if len(shape) != len(self.ranks):
             raise ValueError(f"tucker: ranks={self.ranks} has {len(self.ranks)} modes, channel shape {shape} has "
                              f"{len(shape)}")
+        ranks = tuple(max(1, round(r * n)) if isinstance(r, float) else r for r, n in zip(self.ranks, shape))
         if not self.clip:
-            for mode, (r, n) in enumerate(zip(self.ranks, shape)):
+            for mode, (r, n) in enumerate(zip(ranks, shape)):
                 if r > n:
                     raise ValueError(f"tucker: ranks[{mode}]={r} is larger than mode {mode} of size {n} "
                                      f"(channel shape {shape}); use ranks <= the mode sizes or clip=True")
-        return tuple(min(r, n) for r, n in zip(self.ranks, shape))
+        return tuple(min(r, n) for r, n in zip(ranks, shape))
 
     def _part_shapes(self, shape: Shape) -> list[Shape]:
         ranks = self.ranks_for(shape)

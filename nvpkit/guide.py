@@ -1,0 +1,389 @@
+"""Compression-guided training: compress the latent grids every ``period`` steps and train on.
+
+``Guidance`` is a ``Trainer`` callback. Every ``period`` steps it round-trips the grids
+(``xy``, ``xt``, ``yt``, sparse) through a compressor, loads the decoded values into the
+live model in place (the optimizer keeps its state unless ``reset_optimizer``), and
+records the event: step, bits and bpp, PSNR just before and just after (on a fixed
+random set of pixels), seconds spent. In ``straight_through`` mode the forward pass also
+sees 8-bit quantized grids at every step (gradients pass straight through).
+
+``run_experiment`` trains the arms of the published experiment with the same seed,
+data, steps and schedule (the no-guidance arm cached on disk by its parameters), then
+compresses both with the same final compressor, evaluates every frame, sweeps both
+over a range of settings with the plain-x265 curve beside them, and reports
+Bjøntegaard deltas, a table and ``results.json``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import platform
+import subprocess
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import __version__
+from ._device import resolve_device
+from ._files import atomic_path
+from .compress import Compressor, make_compressor, rd_figure, rd_sweep, video_anchor
+from .compress.compressor import COMPRESSORS
+from .data import Video, load_video
+from .live import LivePlot, figure_png
+from .model import NVP
+from .train import PixelSampler, Trainer
+
+__all__ = ["Guidance", "PixelProbe", "GuideConfig", "run_experiment", "bd_metrics", "format_table"]
+
+GRIDS = ("xy", "xt", "yt", "sparse")
+MODES = ("reload", "straight_through")
+
+
+class PixelProbe:
+    """PSNR of a model on a fixed random set of pixels (all pixels when the video has fewer):
+    ``10 log10(1 / MSE)`` of the clamped prediction against frames / 255."""
+
+    def __init__(self, video: Video, pixels: int = 2**18, seed: int = 0, device: torch.device | str = "cpu"):
+        sampler = PixelSampler(video, torch.device(device), seed)
+        total = sampler.frames.shape[0]
+        if pixels >= total:
+            index = torch.arange(total, device=sampler.frames.device)
+        else:
+            index = torch.randperm(total, generator=sampler.generator, device=sampler.frames.device)[:pixels]
+        self.coords, self.steps = sampler.coords(index.to(device))
+        self.target = sampler.frames[index].to(device).float() / 255  # [N, 3]
+
+    @torch.inference_mode()
+    def psnr(self, model: NVP, chunk: int = 2**17) -> float:
+        error = torch.zeros((), device=self.target.device, dtype=torch.float64)
+        for lo in range(0, len(self.target), chunk):
+            out = model(self.coords[lo:lo + chunk], self.steps[lo:lo + chunk])
+            error += ((out + 1) / 2).clamp(0, 1).sub(self.target[lo:lo + chunk]).square().sum()
+        return 10 * math.log10(self.target.numel() / max(error.item(), 1e-20))
+
+
+class Guidance:
+    """Trainer callback for compression-guided training (see the module docstring)."""
+
+    def __init__(self, compressor: Compressor, period: int, video: Video, *, mode: str = "reload",
+                 reset_optimizer: bool = False, probe_pixels: int = 2**18, seed: int = 0):
+        if isinstance(period, bool) or not isinstance(period, int) or period < 1:
+            raise ValueError(f"Guidance: period must be an int >= 1, got {period!r}")
+        if mode not in MODES:
+            raise ValueError(f"Guidance: mode={mode!r} is not allowed; use one of {list(MODES)}")
+        self.compressor, self.period, self.video = compressor, period, video
+        self.mode, self.reset_optimizer = mode, reset_optimizer
+        self.probe_pixels, self.seed = probe_pixels, seed
+        self.events: list[dict[str, Any]] = []
+        self._probe: PixelProbe | None = None
+
+    def attach(self, trainer: Trainer) -> None:
+        """Prepare a trainer (straight-through quantization of its grids in that mode)."""
+        self._fake_quant(trainer, 8 if self.mode == "straight_through" else None)
+
+    def detach(self, trainer: Trainer) -> None:
+        """Undo ``attach``: the grids are read as they are again."""
+        self._fake_quant(trainer, None)
+
+    @staticmethod
+    def _fake_quant(trainer: Trainer, bits: int | None) -> None:
+        for name in GRIDS:
+            trainer.model.grids()[name].fake_quant_bits = bits
+
+    def __call__(self, trainer: Trainer) -> None:
+        if trainer.step_count % self.period:
+            return
+        started = time.perf_counter()
+        if self._probe is None:
+            self._probe = PixelProbe(self.video, self.probe_pixels, self.seed, trainer.device)
+        before = self._probe.psnr(trainer.model)
+        result = self.compressor.roundtrip(trainer.model)
+        result.load_into(trainer.model, parts=GRIDS)
+        if self.reset_optimizer:
+            trainer.optimizer.state.clear()
+        after = self._probe.psnr(trainer.model)
+        bits = result.bits()
+        self.events.append({"step": trainer.step_count, "bits": bits["total"], "bpp": result.bpp(self.video),
+                            "psnr_before": before, "psnr_after": after,
+                            "seconds": time.perf_counter() - started})
+
+
+# -- the experiment -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class GuideConfig:
+    """One guided-training experiment: data, model, schedule, guidance and evaluation."""
+
+    dataset: str = "sample"
+    """'sample', a folder of frames, a video file, a raw .yuv or a .npy."""
+    num_frames: int = 16
+    """Frames used from the start of the clip."""
+    downscale: int = 4
+    """Integer area downscale of the frames (1 for the published experiment)."""
+    config: str = "cpu_s"
+    """Model preset or JSON path ('nvp_s' for the published experiment); the sparse grid is sized to the clip."""
+    steps: int = 25_000
+    """Training steps of every arm (published: 144,700)."""
+    period: int = 5_000
+    """Steps between guidance events (published: 10,000 for HEVC, 5,000 for Tucker)."""
+    batch: int = 1024
+    """Pixels per step (published: 1,245,184 on a GPU)."""
+    lr: float = 1e-2
+    """Peak AdamW learning rate (cosine decay to 1e-5)."""
+    seed: int = 0
+    """Seeds the model initialisation and the pixel sampler of every arm."""
+    device: str = "auto"
+    """'auto', 'cpu', 'cuda' or 'cuda:N'."""
+    log_every: int = 250
+    """Steps between logged loss points."""
+    compressor: str = "hevc"
+    """Guidance and final compressor preset: 'hevc', 'h264', 'av1', 'tucker', 'quantize'."""
+    settings: dict = field(default_factory=dict)
+    """Keyword settings of the compressor preset (crf, qscale, framerate, preset; ranks, storage)."""
+    mode: str = "reload"
+    """'reload' (compress and reload every period) or 'straight_through' (also 8-bit quantized
+    grids in every forward pass)."""
+    reset_optimizer: bool = False
+    """Clear AdamW's moments after each reload (by default they are kept, and the schedule goes on)."""
+    sweep: tuple = ()
+    """Setting overrides for the final RD sweep of both arms, e.g. ({"crf": 15}, {"crf": 27})."""
+    anchor_crfs: tuple = (20, 26, 32, 38, 44)
+    """crf values of the plain x265 curve of the clip (empty: no anchor)."""
+    probe_pixels: int = 2**18
+    """Pixels of the fixed set on which event PSNRs are measured."""
+    out_dir: str = "runs/guide"
+    """Where results.json, the figures and the final checkpoints go."""
+    cache_dir: str = "runs/cache"
+    """Where the no-guidance arm is cached, keyed by everything that determines it."""
+    overwrite: bool = False
+    """Allow replacing results in out_dir made with other parameters."""
+
+    def __post_init__(self) -> None:
+        for name in ("num_frames", "downscale", "steps", "period", "batch", "log_every", "probe_pixels"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"GuideConfig.{name} must be an int >= 1, got {value!r}")
+        if self.period > self.steps:
+            raise ValueError(f"GuideConfig.period={self.period} is larger than steps={self.steps}: no guidance "
+                             "event would happen")
+        if self.compressor not in COMPRESSORS:
+            raise ValueError(f"GuideConfig.compressor={self.compressor!r} is not allowed; use one of "
+                             f"{sorted(COMPRESSORS)}")
+        if self.mode not in MODES:
+            raise ValueError(f"GuideConfig.mode={self.mode!r} is not allowed; use one of {list(MODES)}")
+        make_compressor(self.compressor, **self.settings)  # validates the settings now, not hours later
+        for override in self.sweep:
+            make_compressor(self.compressor, **{**self.settings, **override})
+
+    @classmethod
+    def codec(cls, *, codec: str = "hevc", crf: int = 21, qscale: str | tuple = "2,3,3", framerate: float = 25,
+              preset: str = "slow", sweep_crfs: str | tuple = "15,21,27,33,39",
+              anchor_crfs: str | tuple = "20,26,32,38,44", **common: Any) -> "GuideConfig":
+        """Codec guidance from notebook parameters (``qscale`` and the crf lists as "2,3,3" strings)."""
+        settings = {"crf": crf, "qscale": _numbers(qscale, "qscale"), "framerate": framerate}
+        if codec != "av1":
+            settings["preset"] = preset
+        return cls(compressor=codec, settings=settings, sweep=tuple({"crf": c} for c in _numbers(sweep_crfs, "sweep_crfs")),
+                   anchor_crfs=_numbers(anchor_crfs, "anchor_crfs"), **common)
+
+    @classmethod
+    def tucker(cls, *, ranks: str | tuple = "0.8,0.8,0.8", storage: str = "float32",
+               sweep_ranks: str | tuple = "0.4,0.6,0.8,0.9", anchor_crfs: str | tuple = "20,26,32,38,44",
+               **common: Any) -> "GuideConfig":
+        """Tucker guidance from notebook parameters: ``ranks`` as "480,240,240" or as fractions of the
+        sparse grid's modes, "0.8,0.8,0.8" (the published ranks on NVP-S); ``sweep_ranks`` are
+        fractions applied to every mode."""
+        sweep = tuple({"ranks": (f, f, f)} for f in _numbers(sweep_ranks, "sweep_ranks"))
+        return cls(compressor="tucker", settings={"ranks": _numbers(ranks, "ranks"), "storage": storage},
+                   sweep=sweep, anchor_crfs=_numbers(anchor_crfs, "anchor_crfs"), **common)
+
+    def final_compressor(self, **override: Any) -> Compressor:
+        return make_compressor(self.compressor, **{**self.settings, **override})
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self)))
+
+
+def _numbers(text: str | tuple | list | int | float, name: str) -> tuple:
+    """ "2,3,3" -> (2, 3, 3); "0.8,0.8" -> (0.8, 0.8); sequences and single numbers pass through."""
+    if isinstance(text, (int, float)):
+        return (text,)
+    if isinstance(text, (tuple, list)):
+        return tuple(text)
+    try:
+        return tuple(float(t) if "." in t else int(t) for t in str(text).replace(" ", "").split(",") if t)
+    except ValueError:
+        raise ValueError(f"{name}={text!r} is not allowed; give comma-separated numbers, e.g. '2,3,3'") from None
+
+
+def _video_key(video: Video) -> str:
+    return hashlib.sha256(np.ascontiguousarray(video.frames).data).hexdigest()[:16]
+
+
+def _train_arm(cfg: GuideConfig, video: Video, guidance: Guidance | None, live: LivePlot | None,
+               label: str) -> Trainer:
+    trainer = Trainer.from_config(video, cfg.config, steps=cfg.steps, batch=cfg.batch, lr=cfg.lr, seed=cfg.seed,
+                                  device=cfg.device, log_every=cfg.log_every)
+    callbacks = []
+    if guidance is not None:
+        guidance.attach(trainer)
+        callbacks.append(guidance)
+    if live is not None:
+        callbacks.append(live.callback(label, guidance.events if guidance else ()))
+    trainer.train(callbacks=callbacks)
+    if guidance is not None:
+        guidance.detach(trainer)
+    if live is not None:
+        live.update(label, trainer.history, guidance.events if guidance else ())
+    return trainer
+
+
+def _baseline(cfg: GuideConfig, video: Video, live: LivePlot | None, label: str) -> Trainer:
+    """The no-guidance arm, from the cache when the same parameters trained it before."""
+    keyed = {k: v for k, v in cfg.to_dict().items() if k in {"config", "steps", "batch", "lr", "seed", "log_every"}}
+    keyed.update(video=_video_key(video), device=resolve_device(cfg.device).type)
+    key = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:20]
+    path = Path(cfg.cache_dir) / f"baseline-{key}.pt"
+    if path.exists():
+        trainer = Trainer.load(path, video, device=cfg.device)
+        print(f"{label}: loaded from the cache {path}")
+        if live is not None:
+            live.update(label, trainer.history)
+    else:
+        trainer = _train_arm(cfg, video, None, live, label)
+        trainer.save(path)
+    return trainer
+
+
+def bd_metrics(anchor: list[dict], test: list[dict], min_overlap: float = 0.5) -> dict[str, Any]:
+    """BD-rate (%) and BD-PSNR (dB) of ``test`` against ``anchor`` (rows with bpp and psnr), with the
+    ``bjontegaard`` package (Akima interpolation; PCHIP with three points). Reported only for
+    three or more points per curve whose PSNR ranges overlap by at least ``min_overlap`` of the
+    narrower one."""
+    import bjontegaard
+
+    if len(anchor) < 3 or len(test) < 3:
+        return {"bd_rate": None, "bd_psnr": None, "note": "needs three or more points per curve"}
+    a = sorted(anchor, key=lambda r: r["bpp"])
+    t = sorted(test, key=lambda r: r["bpp"])
+    pa, pt = [r["psnr"] for r in a], [r["psnr"] for r in t]
+    overlap = (min(max(pa), max(pt)) - max(min(pa), min(pt))) / max(min(max(pa) - min(pa), max(pt) - min(pt)), 1e-9)
+    if overlap < min_overlap:
+        return {"bd_rate": None, "bd_psnr": None, "overlap": overlap,
+                "note": f"PSNR ranges overlap by {overlap:.0%} (< {min_overlap:.0%}): not reported"}
+    method = "akima" if min(len(a), len(t)) >= 4 else "pchip"
+    args = ([r["bpp"] for r in a], pa, [r["bpp"] for r in t], pt)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rate = bjontegaard.bd_rate(*args, method=method, require_matching_points=False, min_overlap=0)
+        psnr = bjontegaard.bd_psnr(*args, method=method, require_matching_points=False, min_overlap=0)
+    if not (math.isfinite(rate) and math.isfinite(psnr)):
+        return {"bd_rate": None, "bd_psnr": None, "overlap": overlap, "note": "interpolation failed (not monotone?)"}
+    return {"bd_rate": float(rate), "bd_psnr": float(psnr), "overlap": overlap, "method": method}
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(__file__).resolve().parent, timeout=10)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _check_out_dir(cfg: GuideConfig) -> Path:
+    out = Path(cfg.out_dir)
+    existing = out / "results.json"
+    if existing.exists() and not cfg.overwrite:
+        saved = json.loads(existing.read_text()).get("config")
+        if saved != cfg.to_dict():
+            raise FileExistsError(f"{str(out)!r} holds results of other parameters; choose another out_dir or "
+                                  "set overwrite=True")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def run_experiment(cfg: GuideConfig, live: LivePlot | None = None, *, arm_names: tuple[str, str] | None = None
+                   ) -> dict[str, Any]:
+    """Train the no-guidance and guided arms, compress both with the final compressor, evaluate
+    every frame, sweep both, and write ``results.json`` and the figures into ``cfg.out_dir``.
+    Returns the results dict (also holding the two trainers under ``"trainers"``)."""
+    from .render import evaluate
+
+    out = _check_out_dir(cfg)
+    video = load_video(cfg.dataset, cfg.num_frames, downscale=cfg.downscale)
+    base_name, guided_name = arm_names or ("no guidance", f"{cfg.compressor} guidance")
+    started = time.perf_counter()
+    baseline = _baseline(cfg, video, live, base_name)
+    guidance = Guidance(cfg.final_compressor(), cfg.period, video, mode=cfg.mode,
+                        reset_optimizer=cfg.reset_optimizer, probe_pixels=cfg.probe_pixels, seed=cfg.seed)
+    guided = _train_arm(cfg, video, guidance, live, guided_name)
+
+    arms = {base_name: baseline, guided_name: guided}
+    final, curves = {}, {}
+    for name, trainer in arms.items():
+        result = cfg.final_compressor().roundtrip(trainer.model)
+        model = result.to_model(trainer.device)
+        final[name] = {"bits": result.bits(), "bpp": result.bpp(video),
+                       **{k: v for k, v in evaluate(model, video, progress=False).to_dict().items()
+                          if k in ("psnr", "ms_ssim", "psnr_per_frame")},
+                       "uncompressed_psnr": evaluate(trainer.model, video, ms_ssim=False, progress=False).psnr}
+        if cfg.sweep:
+            settings = {json.dumps(o, sort_keys=True): cfg.final_compressor(**o) for o in cfg.sweep}
+            curves[name] = rd_sweep(trainer.model, video, settings, progress=False)
+    anchor = video_anchor(video, "hevc", cfg.anchor_crfs, progress=False) if cfg.anchor_crfs else []
+    bd = bd_metrics(curves[base_name], curves[guided_name]) if cfg.sweep else {}
+
+    base = final[base_name]
+    table = [{"method": name, "bpp": f["bpp"], "psnr": f["psnr"], "delta_bpp": f["bpp"] - base["bpp"],
+              "delta_psnr": f["psnr"] - base["psnr"]} for name, f in final.items()]
+    figures = {}
+    if live is not None:
+        live.save(out / "curves.html", out / "curves.png")
+        figures["curves"] = ["curves.html", "curves.png"]
+    if curves:
+        rd = rd_figure({**curves, **({"x265 on the video": anchor} if anchor else {})},
+                       title=f"final {cfg.compressor} compression of both arms")
+        rd.write_html(out / "rd.html", include_plotlyjs=True)
+        figure_png(rd, out / "rd.png")
+        figures["rd"] = ["rd.html", "rd.png"]
+    for name, trainer in arms.items():
+        trainer.save(out / f"{'guided' if trainer is guided else 'baseline'}.pt")
+    results = {
+        "config": cfg.to_dict(), "video": {"name": video.name, "shape": list(video.frames.shape),
+                                           "sha256_16": _video_key(video)},
+        "arms": {name: {"history": t.history, "train_seconds": t.elapsed} for name, t in arms.items()},
+        "events": guidance.events, "final": final, "table": table, "rd": curves, "anchor": anchor, "bd": bd,
+        "figures": figures, "seconds": time.perf_counter() - started,
+        "plot_seconds": live.plot_seconds if live is not None else 0.0,
+        "versions": {"nvpkit": __version__, "torch": torch.__version__, "python": platform.python_version()},
+        "git_commit": _git_commit(),
+        "device": torch.cuda.get_device_name(guided.device) if guided.device.type == "cuda"
+        else f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+    }
+    with atomic_path(out / "results.json") as tmp:
+        tmp.write_text(json.dumps(results, indent=1))
+    return {**results, "trainers": arms}
+
+
+def format_table(table: list[dict], bd: dict | None = None) -> str:
+    """The results table in the seed notes' shape, as markdown."""
+    lines = ["| method | bpp | PSNR (dB) | Δbpp | ΔPSNR (dB) |", "|---|---|---|---|---|"]
+    for row in table:
+        lines.append(f"| {row['method']} | {row['bpp']:.4f} | {row['psnr']:.2f} | {row['delta_bpp']:+.4f} "
+                     f"| {row['delta_psnr']:+.2f} |")
+    if bd:
+        if bd.get("bd_rate") is not None:
+            lines.append(f"\nBD-rate {bd['bd_rate']:+.2f} %, BD-PSNR {bd['bd_psnr']:+.3f} dB "
+                         f"(guided against no guidance, {bd['method']}, PSNR overlap {bd['overlap']:.0%})")
+        else:
+            lines.append(f"\nBD metrics: {bd.get('note')}")
+    return "\n".join(lines)
+
+

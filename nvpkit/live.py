@@ -1,0 +1,142 @@
+"""Live training curves in a notebook: loss and PSNR against step for several arms.
+
+In a Jupyter kernel ``LivePlot`` is a plotly ``FigureWidget`` that the training loop
+updates between steps, throttled to one redraw per ``min_interval`` seconds and only when
+a new log point exists, so plotting costs a negligible share of step time (the plot
+keeps count: ``plot_seconds``). Without ipywidgets it is a plain figure. ``save`` writes
+the static versions: an HTML file (plotly.js embedded, works offline) and a PNG drawn
+with matplotlib.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+__all__ = ["LivePlot"]
+
+_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
+
+
+def _in_kernel() -> bool:
+    try:
+        from IPython import get_ipython
+        import ipywidgets  # noqa: F401
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and hasattr(shell, "kernel")
+
+
+class LivePlot:
+    """Training loss (log scale) and PSNR against step, one colour per arm; each guidance event is a
+    vertical segment on the PSNR panel from the PSNR just before to just after the reload."""
+
+    def __init__(self, arms: Sequence[str], *, title: str = "", min_interval: float = 1.0,
+                 widget: bool | None = None):
+        self.arms = list(arms)
+        self.min_interval = min_interval
+        self.plot_seconds = 0.0
+        self.redraws = 0
+        self._last = -math.inf  # the first log point is drawn at once
+        self._logged: dict[str, int] = {arm: 0 for arm in self.arms}
+        base = make_subplots(rows=1, cols=2, subplot_titles=("training loss", "PSNR (dB)"))
+        use_widget = _in_kernel() if widget is None else widget
+        self.fig = go.FigureWidget(base) if use_widget else go.Figure(base)
+        for arm, colour in zip(self.arms, _COLOURS * 4):
+            self.fig.add_trace(go.Scatter(x=[], y=[], name=arm, mode="lines", line_color=colour, legendgroup=arm),
+                               row=1, col=1)
+            self.fig.add_trace(go.Scatter(x=[], y=[], name=arm, mode="lines", line_color=colour, legendgroup=arm,
+                                          showlegend=False), row=1, col=2)
+            self.fig.add_trace(go.Scatter(x=[], y=[], name=f"{arm}: compress + reload", mode="lines+markers",
+                                          legendgroup=arm, line=dict(color=colour, width=3),
+                                          marker=dict(color=colour, size=7), text=[]), row=1, col=2)
+        self.fig.update_yaxes(type="log", row=1, col=1)
+        self.fig.update_xaxes(title_text="step")
+        self.fig.update_layout(title=title, height=380, margin=dict(t=60, b=40))
+
+    def _traces(self, arm: str) -> tuple[Any, Any, Any]:
+        i = 3 * self.arms.index(arm)
+        return self.fig.data[i], self.fig.data[i + 1], self.fig.data[i + 2]
+
+    def update(self, arm: str, history: dict[str, list[float]], events: Sequence[dict] = ()) -> None:
+        """Redraw one arm from a trainer history and its guidance events."""
+        started = time.perf_counter()
+        loss, psnr, marks = self._traces(arm)
+        with self.fig.batch_update():
+            loss.x, loss.y = list(history["step"]), list(history["loss"])
+            psnr.x, psnr.y = list(history["step"]), list(history["psnr"])
+            # one vertical segment per event, from the PSNR just before to just after the reload
+            marks.x = [v for e in events for v in (e["step"], e["step"], None)]
+            marks.y = [v for e in events for v in (e["psnr_before"], e["psnr_after"], None)]
+            marks.text = [t for e in events for t in (f"before: {e['psnr_before']:.2f} dB",
+                                                      f"after: {e['psnr_after']:.2f} dB, {e['bpp']:.4f} bpp", "")]
+        self._logged[arm] = len(history["step"])
+        self._last = time.perf_counter()
+        self.plot_seconds += self._last - started
+        self.redraws += 1
+
+    def callback(self, arm: str, events: Sequence[dict] = ()) -> Callable[[Any], None]:
+        """A ``Trainer.train`` callback that redraws ``arm`` when a new log point exists and at most
+        once per ``min_interval`` seconds; ``events`` is the live list of guidance events."""
+        def redraw(trainer: Any) -> None:
+            fresh = len(trainer.history["step"]) > self._logged[arm]
+            if fresh and (time.perf_counter() - self._last >= self.min_interval
+                          or trainer.step_count == trainer.config.steps):
+                self.update(arm, trainer.history, events)
+        return redraw
+
+    def figure(self) -> go.Figure:
+        """A static copy (what papermill keeps in the output notebook)."""
+        return go.Figure(self.fig)
+
+    def save(self, html: str | Path, png: str | Path | None = None) -> None:
+        """Write the figure as standalone HTML (plotly.js embedded) and, optionally, as a PNG drawn
+        with matplotlib (no browser needed)."""
+        self.figure().write_html(html, include_plotlyjs=True)
+        if png is not None:
+            figure_png(self.figure(), png)
+
+
+def figure_png(fig: go.Figure, path: str | Path) -> None:
+    """Draw the line and marker traces of a plotly figure with matplotlib, one panel per x axis."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    axes_names = sorted({t.xaxis or "x" for t in fig.data}, key=lambda a: int(a[1:] or 1))
+    plot, axes = plt.subplots(1, len(axes_names), figsize=(6 * len(axes_names), 4), squeeze=False)
+    for trace in fig.data:
+        if trace.x is None or not len(trace.x):
+            continue
+        ax = axes[0][axes_names.index(trace.xaxis or "x")]
+        style = dict(color=trace.line.color or trace.marker.color, label=trace.name)
+        if trace.mode == "markers":
+            ax.plot(trace.x, trace.y, "o", markersize=5, **style)
+        elif trace.mode == "lines+markers":
+            x = [np.nan if v is None else v for v in trace.x]
+            y = [np.nan if v is None else v for v in trace.y]
+            ax.plot(x, y, "-o", linewidth=2, markersize=4, **style)
+        else:
+            ax.plot(trace.x, trace.y, "-", linewidth=1.2, **style)
+    for (ax,), name in zip(zip(*axes), axes_names):
+        suffix = name[1:]
+        layout_x = fig.layout[f"xaxis{suffix}"]
+        layout_y = fig.layout[f"yaxis{suffix}"]
+        if layout_y.type == "log":
+            ax.set_yscale("log")
+        ax.set_xlabel(layout_x.title.text or "")
+        ax.set_ylabel(layout_y.title.text or "")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if fig.layout.title.text:
+        plot.suptitle(fig.layout.title.text)
+    plot.tight_layout()
+    plot.savefig(path, dpi=110)
+    plt.close(plot)

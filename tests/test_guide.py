@@ -1,0 +1,157 @@
+import json
+
+import pytest
+import torch
+
+import nvpkit
+from nvpkit.compress import Compressor, Float, Quantize
+from nvpkit.grids import fake_quantize
+
+
+def trainer_for(video, steps=30, **kw):
+    return nvpkit.Trainer.from_config(video, "cpu_s", steps=steps, batch=1024, device="cpu", log_every=10, **kw)
+
+
+def coarse():
+    """Quantize the grids to 3 bits: easy to see in the parameters."""
+    return Compressor(planes=Quantize(3), sparse=Quantize(3))
+
+
+def test_guidance_reloads_every_period_and_keeps_the_optimizer(tiny_video):
+    trainer = trainer_for(tiny_video)
+    guidance = nvpkit.Guidance(coarse(), period=10, video=tiny_video, probe_pixels=5000)
+    params = [id(p) for p in trainer.model.parameters()]
+    seen = {}
+
+    def check(t):
+        if t.step_count == 20:  # right after the second event: every sparse channel sits on 8 levels
+            seen["levels"] = [len(torch.unique(c)) for c in t.model.sparse.embeddings.unbind(-1)]
+            seen["state"] = len(t.optimizer.state)
+
+    trainer.train(callbacks=[guidance, check], progress=False)
+    assert [e["step"] for e in guidance.events] == [10, 20, 30]
+    assert all(n <= 8 for n in seen["levels"]) and seen["state"] > 0
+    assert [id(p) for p in trainer.model.parameters()] == params
+    event = guidance.events[0]
+    assert set(event) == {"step", "bits", "bpp", "psnr_before", "psnr_after", "seconds"}
+    assert event["bpp"] == event["bits"] / tiny_video.num_pixels
+    assert all(e["psnr_after"] != e["psnr_before"] for e in guidance.events)
+
+
+def test_reset_optimizer_clears_the_moments(tiny_video):
+    trainer = trainer_for(tiny_video, steps=10)
+    seen = []
+    guidance = nvpkit.Guidance(coarse(), period=10, video=tiny_video, reset_optimizer=True, probe_pixels=1000)
+    trainer.train(callbacks=[guidance, lambda t: seen.append(len(t.optimizer.state))], progress=False)
+    assert seen[-1] == 0 and seen[0] > 0
+
+
+def test_float32_guidance_changes_nothing(tiny_video):
+    plain, guided = trainer_for(tiny_video, steps=20), trainer_for(tiny_video, steps=20)
+    plain.train(progress=False)
+    lossless = Compressor()  # everything float32
+    guided.train(callbacks=[nvpkit.Guidance(lossless, 5, tiny_video, probe_pixels=1000)], progress=False)
+    for a, b in zip(plain.model.parameters(), guided.model.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_straight_through_mode(tiny_video):
+    trainer = trainer_for(tiny_video, steps=10)
+    guidance = nvpkit.Guidance(Compressor(), 5, tiny_video, mode="straight_through", probe_pixels=1000)
+    guidance.attach(trainer)
+    assert trainer.model.sparse.fake_quant_bits == 8 and trainer.model.xy.fake_quant_bits == 8
+    coords, steps, target = trainer.sampler(256)
+    trainer.model.zero_grad()
+    torch.nn.functional.mse_loss(trainer.model(coords, steps), target).backward()
+    assert trainer.model.xy.table.grad.abs().sum() > 0
+    table = trainer.model.xy.lookup_table()
+    level0 = table[:trainer.model.xy._level_bounds[1], 0]
+    assert len(torch.unique(level0)) <= 256
+    guidance.detach(trainer)
+    assert trainer.model.xy.lookup_table() is trainer.model.xy.table
+
+
+def test_fake_quantize_levels_and_straight_through_gradient():
+    x = torch.randn(50, 3, requires_grad=True)
+    q = fake_quantize(x, 2, dims=(0,))
+    assert all(len(torch.unique(q[:, c].detach().round(decimals=4))) <= 4 for c in range(3))
+    assert (q - x).abs().max() <= (x.max(0).values - x.min(0).values).max() / 6 + 1e-6
+    q.sum().backward()
+    assert torch.equal(x.grad, torch.ones_like(x))
+
+
+def test_probe_over_all_pixels_is_the_mse_psnr(tiny_video):
+    model = trainer_for(tiny_video).model
+    probe = nvpkit.PixelProbe(tiny_video, pixels=10**9)
+    frames = torch.stack(list(nvpkit.render(model, tiny_video.num_frames, tiny_video.height, tiny_video.width)))
+    mse = (frames - torch.from_numpy(tiny_video.frames).float() / 255).square().mean()
+    assert probe.psnr(model) == pytest.approx(10 * torch.log10(1 / mse).item(), abs=1e-3)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"period": 0}, "period must be an int >= 1"), ({"period": 100, "steps": 50}, "larger than steps"),
+    ({"compressor": "gzip"}, "compressor='gzip'"), ({"settings": {"crf": 99}}, "crf=99"),
+    ({"mode": "always"}, "mode='always'"), ({"batch": -1}, "batch must be"),
+])
+def test_bad_guide_config(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        nvpkit.GuideConfig(**kwargs)
+
+
+def test_notebook_style_constructors():
+    cfg = nvpkit.GuideConfig.codec(codec="h264", crf=25, qscale="2,4,4", sweep_crfs="20,30", steps=100, period=50)
+    assert cfg.settings == {"crf": 25, "qscale": (2, 4, 4), "framerate": 25, "preset": "slow"}
+    assert cfg.sweep == ({"crf": 20}, {"crf": 30})
+    av1 = nvpkit.GuideConfig.codec(codec="av1", crf=40, steps=100, period=50)
+    assert "preset" not in av1.settings
+    tucker = nvpkit.GuideConfig.tucker(ranks="480,240,240", sweep_ranks="0.5", steps=100, period=50)
+    assert tucker.settings["ranks"] == (480, 240, 240) and tucker.sweep == ({"ranks": (0.5, 0.5, 0.5)},)
+    with pytest.raises(ValueError, match="qscale='a,b'"):
+        nvpkit.GuideConfig.codec(qscale="a,b")
+
+
+def test_bd_metrics():
+    anchor = [{"bpp": b, "psnr": p} for b, p in [(1, 30), (2, 33), (3, 35), (4, 36)]]
+    same = nvpkit.bd_metrics(anchor, anchor)
+    assert same["bd_rate"] == pytest.approx(0, abs=1e-6) and same["bd_psnr"] == pytest.approx(0, abs=1e-6)
+    cheaper = [{"bpp": r["bpp"] * 0.9, "psnr": r["psnr"]} for r in anchor]
+    assert nvpkit.bd_metrics(anchor, cheaper)["bd_rate"] == pytest.approx(-10, abs=0.5)
+    apart = [{"bpp": r["bpp"], "psnr": r["psnr"] + 20} for r in anchor]
+    result = nvpkit.bd_metrics(anchor, apart)
+    assert result["bd_rate"] is None and "overlap" in result["note"]
+
+
+def test_experiment_caches_the_baseline_and_guards_out_dir(tmp_path, capsys):
+    common = dict(num_frames=4, downscale=8, steps=20, batch=512, log_every=10, device="cpu", anchor_crfs=(30,),
+                  cache_dir=str(tmp_path / "cache"), compressor="quantize", settings={"bits": 4},
+                  sweep=({"bits": 3}, {"bits": 5}, {"bits": 8}))
+    first = nvpkit.run_experiment(nvpkit.GuideConfig(period=10, out_dir=str(tmp_path / "a"), **common))
+    saved = json.loads((tmp_path / "a" / "results.json").read_text())
+    for key in ("config", "video", "arms", "events", "final", "table", "rd", "anchor", "bd", "versions",
+                "git_commit", "device"):
+        assert key in saved
+    assert [e["step"] for e in saved["events"]] == [10, 20]
+    assert [row["method"] for row in saved["table"]] == ["no guidance", "quantize guidance"]
+    assert saved["table"][0]["delta_psnr"] == 0
+    capsys.readouterr()
+    second = nvpkit.run_experiment(nvpkit.GuideConfig(period=5, out_dir=str(tmp_path / "b"), **common))
+    assert "loaded from the cache" in capsys.readouterr().out
+    base = "no guidance"
+    assert second["final"][base]["psnr"] == first["final"][base]["psnr"]
+    assert len(list((tmp_path / "cache").iterdir())) == 1
+    with pytest.raises(FileExistsError, match="other parameters"):
+        nvpkit.run_experiment(nvpkit.GuideConfig(period=5, out_dir=str(tmp_path / "a"), **common))
+
+
+def test_live_plot_throttles_and_saves(tmp_path, tiny_video):
+    live = nvpkit.LivePlot(["a", "b"], min_interval=3600, widget=False)
+    trainer = trainer_for(tiny_video, steps=30)
+    events = []
+    trainer.train(callbacks=[live.callback("a", events)], progress=False)
+    loss, psnr, marks = live._traces("a")
+    assert live.redraws == 2  # the first log point, then (throttled) only the last step
+    assert list(loss.x) == [10, 20, 30]
+    live.update("a", trainer.history, [{"step": 20, "psnr_before": 20.0, "psnr_after": 19.0, "bpp": 1.0}])
+    assert list(psnr.x) == [10, 20, 30] and list(marks.y)[:2] == [20.0, 19.0]
+    live.save(tmp_path / "c.html", tmp_path / "c.png")
+    assert (tmp_path / "c.png").stat().st_size > 1000 and b"plotly" in (tmp_path / "c.html").read_bytes()[:5000]
