@@ -79,6 +79,16 @@ class TrainConfig:
         return self.batch or (PUBLISHED_BATCH if device.type == "cuda" else CPU_BATCH)
 
 
+def _adamw(params: Iterable[torch.nn.Parameter], config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with the fused kernel (CPU and CUDA, 5x faster than foreach on the CPU); torch
+    releases without a fused CPU kernel fall back to foreach."""
+    params = list(params)
+    try:
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, fused=True)
+    except RuntimeError:
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
 class PixelSampler:
     """Draws random pixels of a video: coords ``(t, x, y)`` in [0, 1], SIREN time steps
     ``(i + 0.5) / T`` and targets in [-1, 1], all on ``device``."""
@@ -124,9 +134,7 @@ class Trainer:
         self.model = model.to(self.device)
         self.batch = config.batch_for(self.device)
         self.sampler = PixelSampler(video, self.device, config.seed)
-        fused = self.device.type == "cuda"
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr,
-                                           weight_decay=config.weight_decay, fused=fused)
+        self.optimizer = _adamw(self.model.parameters(), config)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=config.steps,
                                                                     eta_min=config.lr_min)
         self.step_count = 0

@@ -1,0 +1,133 @@
+"""Pixel samples per second of the training step: nvpkit's fast path against the straightforward port.
+
+    python benchmarks/train_step.py                       # CPU (and CUDA when present)
+    python benchmarks/train_step.py --batch 1245184       # the published batch (GPU)
+
+Model: NVP-S's decoder width (128 neurons, 3 layers) and published 2D grids (16 levels x 2
+features), sparse grid sized to the clip (``size_sparse_grid``). The port (``nvpkit.reference``)
+samples each level with ``F.grid_sample``, concatenates nine sparse-grid gathers, draws batches on
+the host and steps an unfused AdamW. Both start from the same weights; the script first runs both
+on identical batches and prints the two loss curves, then times them alternately and prints the
+median step time, samples/s and the ratio, the fast step's cost split, peak memory, and the
+decoder's matmul floor on this machine.
+"""
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import time
+
+import torch
+
+import nvpkit
+from nvpkit.reference import PortNVP, port_batch, port_update
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, device: torch.device, repeat: int) -> float:
+    """Median seconds of ``fn`` over ``repeat`` calls after one warm-up."""
+    fn()
+    sync(device)
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def decoder_flops(config: nvpkit.NVPConfig) -> int:
+    """Multiply-adds x 2 of the decoder's forward pass per sample, times 3 for forward + backward."""
+    latent, hidden, layers = config.latent_features, config.network.n_neurons, config.network.n_hidden_layers
+    macs = latent * hidden + (layers - 1) * (hidden + latent) * hidden  # modulator
+    macs += hidden + (layers - 1) * hidden * hidden + hidden * 3  # SIREN
+    return 3 * 2 * macs
+
+
+def matmul_rate(device: torch.device, n: int = 2048) -> float:
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    seconds = timed(lambda: a @ b, device, 5)
+    return 2 * n**3 / seconds
+
+
+def run(device: torch.device, video: nvpkit.Video, batch: int, repeat: int) -> None:
+    config = nvpkit.size_sparse_grid(nvpkit.load_config("nvp_s"), video.num_frames, video.height, video.width)
+    trainer = nvpkit.Trainer.from_config(video, config, steps=10_000, batch=batch, device=str(device))
+    port = PortNVP(trainer.model).to(device)
+    port_opt = torch.optim.AdamW(port.parameters(), lr=1e-2, weight_decay=1e-3, foreach=False, fused=False)
+    frames = torch.from_numpy(video.frames)
+    generator = torch.Generator().manual_seed(0)
+    counts = trainer.model.parameter_counts()
+    print(f"\n== {device} | {video} | NVP-S grids + decoder, sparse {config.sparse.shape} | "
+          f"{counts['total']:,} parameters | batch {batch:,}")
+
+    print("same batches, same start: loss of the fast step | the port")
+    for i in range(5):
+        b = [x.to(device) for x in port_batch(frames, batch, generator)]
+        fast, slow = trainer.step(tuple(b)).item(), port_update(port, port_opt, *b).item()
+        print(f"  step {i + 1}: {fast:.6f} | {slow:.6f}  (relative difference {abs(fast - slow) / slow:.1e})")
+
+    def port_full() -> None:
+        coords, steps, target = port_batch(frames, batch, generator)
+        port_update(port, port_opt, coords.to(device), steps.to(device), target.to(device))
+
+    fast_times, port_times = [], []
+    for _ in range(2):  # alternate, so drift on a shared machine hits both
+        fast_times.append(timed(trainer.step, device, repeat))
+        port_times.append(timed(port_full, device, repeat))
+    fast_s, port_s = min(fast_times), min(port_times)
+    print(f"fast step {fast_s * 1e3:8.1f} ms  {batch / fast_s:12,.0f} samples/s")
+    print(f"port step {port_s * 1e3:8.1f} ms  {batch / port_s:12,.0f} samples/s")
+    print(f"ratio fast / port: {port_s / fast_s:.2f}x")
+
+    model = trainer.model
+    coords, steps, target = trainer.sampler(batch)
+    latent = model.latent(coords).detach().requires_grad_()
+    upstream = torch.randn_like(latent)
+
+    def grids() -> None:
+        (model.latent(coords) * upstream).sum().backward()
+
+    def decoder() -> None:
+        torch.nn.functional.mse_loss(model.decoder(steps, latent), target).backward()
+
+    split = {"sampling": timed(lambda: trainer.sampler(batch), device, repeat),
+             "grids (fwd+bwd)": timed(grids, device, repeat),
+             "decoder (fwd+bwd)": timed(decoder, device, repeat),
+             "optimizer": timed(trainer.optimizer.step, device, repeat)}
+    print("fast step split: " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in split.items()))
+    rate = matmul_rate(device)
+    floor = decoder_flops(config) * batch / rate
+    print(f"decoder floor at this machine's matmul rate ({rate / 1e9:.0f} GFLOP/s): {floor * 1e3:.1f} ms per step "
+          f"-> at most {batch / floor:,.0f} samples/s from the decoder alone")
+    if device.type == "cuda":
+        print(f"peak CUDA memory: {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB")
+    else:
+        print(f"peak process memory (both variants): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, default=None, help="pixels per step (default 16384 CPU, 1245184 CUDA)")
+    parser.add_argument("--frames", type=int, default=16)
+    parser.add_argument("--downscale", type=int, default=4)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--device", default="all", help="cpu, cuda or all (default)")
+    args = parser.parse_args()
+    video = nvpkit.load_video("sample", args.frames, downscale=args.downscale)
+    devices = [torch.device("cpu")] if args.device in ("all", "cpu") else []
+    if args.device in ("all", "cuda") and torch.cuda.is_available():
+        devices.append(torch.device("cuda"))
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
+    for device in devices:
+        run(device, video, args.batch or nvpkit.TrainConfig().batch_for(device), args.repeat)
+
+
+if __name__ == "__main__":
+    main()
