@@ -1,6 +1,7 @@
 """Compression-guided training: compress the latent grids every ``period`` steps and train on.
 
-``Guidance`` is a ``Trainer`` callback. Every ``period`` steps it round-trips the grids
+``Guidance`` is a ``Trainer`` callback. Every ``period`` steps (but not at the last one,
+where the final compression follows) it round-trips the grids
 (``xy``, ``xt``, ``yt``, sparse) through a compressor, loads the decoded values into the
 live model in place (the optimizer keeps its state unless ``reset_optimizer``), and
 records the event: step, bits and bpp, PSNR just before and just after (on a fixed
@@ -46,18 +47,21 @@ MODES = ("reload", "straight_through")
 
 
 class PixelProbe:
-    """PSNR of a model on a fixed random set of pixels (all pixels when the video has fewer):
-    ``10 log10(1 / MSE)`` of the clamped prediction against frames / 255."""
+    """PSNR of a model on a fixed random set of pixels (drawn with replacement; every pixel once
+    when the video has fewer): ``10 log10(1 / MSE)`` of the clamped prediction against
+    frames / 255. Built from a video, or from a trainer's sampler to share its copy of the frames."""
 
-    def __init__(self, video: Video, pixels: int = 2**18, seed: int = 0, device: torch.device | str = "cpu"):
-        sampler = PixelSampler(video, torch.device(device), seed)
-        total = sampler.frames.shape[0]
-        if pixels >= total:
-            index = torch.arange(total, device=sampler.frames.device)
+    def __init__(self, source: Video | PixelSampler, pixels: int = 2**18, seed: int = 0,
+                 device: torch.device | str = "cpu"):
+        sampler = source if isinstance(source, PixelSampler) else PixelSampler(source, torch.device(device), seed)
+        frames = sampler.frames  # [T*H*W, 3] uint8, on the GPU or in (pinned) host memory
+        generator = torch.Generator(device=frames.device).manual_seed(seed)
+        if pixels >= frames.shape[0]:
+            index = torch.arange(frames.shape[0], device=frames.device)
         else:
-            index = torch.randperm(total, generator=sampler.generator, device=sampler.frames.device)[:pixels]
-        self.coords, self.steps = sampler.coords(index.to(device))
-        self.target = sampler.frames[index].to(device).float() / 255  # [N, 3]
+            index = torch.randint(frames.shape[0], (pixels,), generator=generator, device=frames.device)
+        self.coords, self.steps = sampler.coords(index.to(sampler.device))
+        self.target = frames[index].to(sampler.device).float() / 255  # [N, 3]
 
     @torch.inference_mode()
     def psnr(self, model: NVP, chunk: int = 2**17) -> float:
@@ -97,11 +101,12 @@ class Guidance:
             trainer.model.grids()[name].fake_quant_bits = bits
 
     def __call__(self, trainer: Trainer) -> None:
-        if trainer.step_count % self.period:
+        # no event at the planned last step: the final compression is the run's last round trip
+        if trainer.step_count % self.period or trainer.step_count >= trainer.config.steps:
             return
         started = time.perf_counter()
         if self._probe is None:
-            self._probe = PixelProbe(self.video, self.probe_pixels, self.seed, trainer.device)
+            self._probe = PixelProbe(trainer.sampler, self.probe_pixels, self.seed)
         before = self._probe.psnr(trainer.model)
         result = self.compressor.roundtrip(trainer.model)
         result.load_into(trainer.model, parts=GRIDS)
@@ -169,9 +174,9 @@ class GuideConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"GuideConfig.{name} must be an int >= 1, got {value!r}")
-        if self.period > self.steps:
-            raise ValueError(f"GuideConfig.period={self.period} is larger than steps={self.steps}: no guidance "
-                             "event would happen")
+        if self.period >= self.steps:
+            raise ValueError(f"GuideConfig.period={self.period} must be smaller than steps={self.steps}: no "
+                             "guidance event would happen before the final compression")
         if self.compressor not in COMPRESSORS:
             raise ValueError(f"GuideConfig.compressor={self.compressor!r} is not allowed; use one of "
                              f"{sorted(COMPRESSORS)}")
@@ -261,31 +266,61 @@ def _baseline(cfg: GuideConfig, video: Video, live: LivePlot | None, label: str)
     return trainer
 
 
-def bd_metrics(anchor: list[dict], test: list[dict], min_overlap: float = 0.5) -> dict[str, Any]:
+def _overlap(a: list[float], b: list[float]) -> float:
+    """Overlap of two value ranges as a fraction of the narrower one."""
+    width = min(max(a) - min(a), max(b) - min(b))
+    return (min(max(a), max(b)) - max(min(a), min(b))) / width if width > 0 else 0.0
+
+
+def bd_metrics(anchor: list[dict], test: list[dict], min_overlap: float = 0.5,
+               min_rate_span: float = 0.05) -> dict[str, Any]:
     """BD-rate (%) and BD-PSNR (dB) of ``test`` against ``anchor`` (rows with bpp and psnr), with the
-    ``bjontegaard`` package (Akima interpolation; PCHIP with three points). Reported only for
-    three or more points per curve whose PSNR ranges overlap by at least ``min_overlap`` of the
-    narrower one."""
+    ``bjontegaard`` package (Akima interpolation; PCHIP with three points). Each needs three or
+    more points per curve. BD-rate is reported when the PSNR ranges overlap by ``min_overlap`` of
+    the narrower one; BD-PSNR when the log-rate ranges do and each curve spans at least
+    ``min_rate_span`` in log rate (a near-vertical curve makes BD-PSNR a measure of its slope)."""
     import bjontegaard
 
-    if len(anchor) < 3 or len(test) < 3:
-        return {"bd_rate": None, "bd_psnr": None, "note": "needs three or more points per curve"}
-    a = sorted(anchor, key=lambda r: r["bpp"])
-    t = sorted(test, key=lambda r: r["bpp"])
+    def curve(rows: list[dict]) -> list[dict]:  # by rate, one point per rate (the best), as BD needs
+        best: dict[float, dict] = {}
+        for r in rows:
+            if r["bpp"] not in best or r["psnr"] > best[r["bpp"]]["psnr"]:
+                best[r["bpp"]] = r
+        return [best[k] for k in sorted(best)]
+
+    a, t = curve(anchor), curve(test)
+    if len(a) < 3 or len(t) < 3:
+        return {"bd_rate": None, "bd_psnr": None, "notes": ["needs three or more distinct rates per curve"]}
     pa, pt = [r["psnr"] for r in a], [r["psnr"] for r in t]
-    overlap = (min(max(pa), max(pt)) - max(min(pa), min(pt))) / max(min(max(pa) - min(pa), max(pt) - min(pt)), 1e-9)
-    if overlap < min_overlap:
-        return {"bd_rate": None, "bd_psnr": None, "overlap": overlap,
-                "note": f"PSNR ranges overlap by {overlap:.0%} (< {min_overlap:.0%}): not reported"}
+    la, lt = [math.log(r["bpp"]) for r in a], [math.log(r["bpp"]) for r in t]
     method = "akima" if min(len(a), len(t)) >= 4 else "pchip"
     args = ([r["bpp"] for r in a], pa, [r["bpp"] for r in t], pt)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        rate = bjontegaard.bd_rate(*args, method=method, require_matching_points=False, min_overlap=0)
-        psnr = bjontegaard.bd_psnr(*args, method=method, require_matching_points=False, min_overlap=0)
-    if not (math.isfinite(rate) and math.isfinite(psnr)):
-        return {"bd_rate": None, "bd_psnr": None, "overlap": overlap, "note": "interpolation failed (not monotone?)"}
-    return {"bd_rate": float(rate), "bd_psnr": float(psnr), "overlap": overlap, "method": method}
+    out: dict[str, Any] = {"bd_rate": None, "bd_psnr": None, "method": method, "psnr_overlap": _overlap(pa, pt),
+                           "rate_overlap": _overlap(la, lt), "notes": []}
+    span = min(max(la) - min(la), max(lt) - min(lt))
+    checks = {
+        "bd_rate": (bjontegaard.bd_rate, out["psnr_overlap"] >= min_overlap,
+                    f"PSNR ranges overlap {out['psnr_overlap']:.0%} < {min_overlap:.0%}: no BD-rate"),
+        "bd_psnr": (bjontegaard.bd_psnr, out["rate_overlap"] >= min_overlap and span >= min_rate_span,
+                    f"rate ranges overlap {out['rate_overlap']:.0%}, span {span:.1%} in log rate: no BD-PSNR "
+                    f"(needs >= {min_overlap:.0%} and >= {min_rate_span:.0%})"),
+    }
+    for key, (measure, ok, why) in checks.items():
+        if not ok:
+            out["notes"].append(why)
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                value = float(measure(*args, method=method, require_matching_points=False, min_overlap=0))
+        except ValueError as err:  # PSNR not strictly increasing with rate
+            out["notes"].append(f"{key}: not computed, the curve is not monotone ({err})")
+            continue
+        if math.isfinite(value):
+            out[key] = value
+        else:
+            out["notes"].append(f"{key}: interpolation failed")
+    return out
 
 
 def _git_commit() -> str | None:
@@ -379,11 +414,13 @@ def format_table(table: list[dict], bd: dict | None = None) -> str:
         lines.append(f"| {row['method']} | {row['bpp']:.4f} | {row['psnr']:.2f} | {row['delta_bpp']:+.4f} "
                      f"| {row['delta_psnr']:+.2f} |")
     if bd:
-        if bd.get("bd_rate") is not None:
-            lines.append(f"\nBD-rate {bd['bd_rate']:+.2f} %, BD-PSNR {bd['bd_psnr']:+.3f} dB "
-                         f"(guided against no guidance, {bd['method']}, PSNR overlap {bd['overlap']:.0%})")
-        else:
-            lines.append(f"\nBD metrics: {bd.get('note')}")
+        parts = [f"BD-rate {bd['bd_rate']:+.2f} %" if bd.get("bd_rate") is not None else None,
+                 f"BD-PSNR {bd['bd_psnr']:+.3f} dB" if bd.get("bd_psnr") is not None else None]
+        shown = ", ".join(p for p in parts if p)
+        if shown:
+            lines.append(f"\n{shown} (guided against no guidance, {bd['method']})")
+        for note in bd.get("notes", []):
+            lines.append(f"\n{note}")
     return "\n".join(lines)
 
 
