@@ -159,7 +159,10 @@ def count_parameters(config: NVPConfig) -> dict[str, int]:
 
 # -- parsing and validation -----------------------------------------------------------------------
 
-def _field(section: dict, key: str, kind: type, where: str, minimum: float | None = None, default: Any = None):
+_MAX_SIDE = 2**16  # vertices or cells per side of any grid: far above any real video, far below overflow
+
+def _field(section: dict, key: str, kind: type, where: str, minimum: float | None = None, default: Any = None,
+           maximum: float | None = None):
     if key not in section:
         if default is not None:
             return default
@@ -170,8 +173,11 @@ def _field(section: dict, key: str, kind: type, where: str, minimum: float | Non
         value, ok = float(value), True
     if not ok:
         raise ValueError(f"config {where}.{key}: expected {kind.__name__}, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"config {where}.{key}: must be >= {minimum}, got {value!r}")
+    if kind is float and not math.isfinite(value):
+        raise ValueError(f"config {where}.{key}: must be a finite number, got {value!r}")
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        bounds = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        raise ValueError(f"config {where}.{key}: must be {bounds}, got {value!r}")
     return value
 
 
@@ -187,15 +193,20 @@ def _grid_from_json(section: dict, where: str) -> GridConfig:
     otype = section.get("otype", "DenseGrid")
     if otype != "DenseGrid":
         raise ValueError(f"config {where}.otype: only 'DenseGrid' is supported, got {otype!r}")
-    scale = _field(section, "per_level_scale", float, where)
+    scale = _field(section, "per_level_scale", float, where, maximum=4.0)
     if scale <= 1.0:
         raise ValueError(f"config {where}.per_level_scale: must be > 1, got {scale!r}")
-    return GridConfig(
-        n_levels=_field(section, "n_levels", int, where, 1),
-        n_features_per_level=_field(section, "n_features_per_level", int, where, 1),
-        base_resolution=_field(section, "base_resolution", int, where, 2),
+    grid = GridConfig(
+        n_levels=_field(section, "n_levels", int, where, 1, maximum=32),
+        n_features_per_level=_field(section, "n_features_per_level", int, where, 1, maximum=64),
+        base_resolution=_field(section, "base_resolution", int, where, 2, maximum=4096),
         per_level_scale=scale,
     )
+    finest = grid.level_resolutions()[-1]
+    if finest > _MAX_SIDE:
+        raise ValueError(f"config {where}: the finest level would have {finest} vertices per side (limit "
+                         f"{_MAX_SIDE}); lower n_levels, base_resolution or per_level_scale")
+    return grid
 
 
 def _from_json(data: Any) -> NVPConfig:
@@ -209,16 +220,16 @@ def _from_json(data: Any) -> NVPConfig:
         xt=_grid_from_json(_section(root, "2d_encoding_xt"), "2d_encoding_xt"),
         yt=_grid_from_json(_section(root, "2d_encoding_yt"), "2d_encoding_yt"),
         sparse=SparseGridConfig(
-            n_features=_field(sparse, "n_features_per_level", int, "3d_encoding", 1),
-            t_resolution=_field(sparse, "t_resolution", int, "3d_encoding", 1),
-            x_resolution=_field(sparse, "x_resolution", int, "3d_encoding", 1),
-            y_resolution=_field(sparse, "y_resolution", int, "3d_encoding", 1),
+            n_features=_field(sparse, "n_features_per_level", int, "3d_encoding", 1, maximum=64),
+            t_resolution=_field(sparse, "t_resolution", int, "3d_encoding", 1, maximum=_MAX_SIDE),
+            x_resolution=_field(sparse, "x_resolution", int, "3d_encoding", 1, maximum=_MAX_SIDE),
+            y_resolution=_field(sparse, "y_resolution", int, "3d_encoding", 1, maximum=_MAX_SIDE),
             upsample=_field(sparse, "upsample", bool, "3d_encoding", default=False),
         ),
         network=NetworkConfig(
-            n_neurons=_field(net, "n_neurons", int, "network", 1),
-            n_hidden_layers=_field(net, "n_hidden_layers", int, "network", 1),
-            w0_initial=_field(net, "w0_initial", float, "network", default=30.0),
+            n_neurons=_field(net, "n_neurons", int, "network", 1, maximum=4096),
+            n_hidden_layers=_field(net, "n_hidden_layers", int, "network", 1, maximum=64),
+            w0_initial=_field(net, "w0_initial", float, "network", 1e-6, default=30.0, maximum=1e4),
         ),
     )
 

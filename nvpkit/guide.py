@@ -9,7 +9,8 @@ random set of pixels), seconds spent. In ``straight_through`` mode the forward p
 sees 8-bit quantized grids at every step (gradients pass straight through).
 
 ``run_experiment`` trains the arms of the published experiment with the same seed,
-data, steps and schedule (the no-guidance arm cached on disk by its parameters), then
+data, steps and schedule (the no-guidance arm cached on disk by its parameters; both arms
+checkpointed, and resumed when a run is repeated with the same parameters), then
 compresses both with the same final compressor, evaluates every frame, sweeps both
 over a range of settings with the plain-x265 curve beside them, and reports
 Bjøntegaard deltas, a table and ``results.json``.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import platform
 import subprocess
 import time
@@ -38,7 +40,7 @@ from .compress.compressor import COMPRESSORS
 from .data import Video, load_video
 from .live import LivePlot, figure_png
 from .model import NVP
-from .train import PixelSampler, Trainer
+from .train import Checkpoint, PixelSampler, Trainer
 
 __all__ = ["Guidance", "PixelProbe", "GuideConfig", "run_experiment", "bd_metrics", "format_table"]
 
@@ -162,6 +164,9 @@ class GuideConfig:
     """crf values of the plain x265 curve of the clip (empty: no anchor)."""
     probe_pixels: int = 2**18
     """Pixels of the fixed set on which event PSNRs are measured."""
+    checkpoint_every: int = 5_000
+    """Steps between checkpoints of each arm: a crash or kill costs at most this many; a re-run with
+    the same parameters resumes."""
     out_dir: str = "runs/guide"
     """Where results.json, the figures and the final checkpoints go."""
     cache_dir: str = "runs/cache"
@@ -170,7 +175,8 @@ class GuideConfig:
     """Allow replacing results in out_dir made with other parameters."""
 
     def __post_init__(self) -> None:
-        for name in ("num_frames", "downscale", "steps", "period", "batch", "log_every", "probe_pixels"):
+        for name in ("num_frames", "downscale", "steps", "period", "batch", "log_every", "probe_pixels",
+                     "checkpoint_every"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"GuideConfig.{name} must be an int >= 1, got {value!r}")
@@ -231,15 +237,42 @@ def _video_key(video: Video) -> str:
     return hashlib.sha256(np.ascontiguousarray(video.frames).data).hexdigest()[:16]
 
 
-def _train_arm(cfg: GuideConfig, video: Video, guidance: Guidance | None, live: LivePlot | None,
-               label: str) -> Trainer:
-    trainer = Trainer.from_config(video, cfg.config, steps=cfg.steps, batch=cfg.batch, lr=cfg.lr, seed=cfg.seed,
-                                  device=cfg.device, log_every=cfg.log_every)
+def _arm_key(cfg: GuideConfig, video: Video, names: set[str]) -> str:
+    """Hash of everything that determines an arm's training (and the video and device)."""
+    keyed = {k: v for k, v in cfg.to_dict().items() if k in names}
+    keyed.update(video=_video_key(video), device=resolve_device(cfg.device).type)
+    return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:20]
+
+
+_BASELINE_KEYS = {"config", "steps", "batch", "lr", "seed", "log_every"}
+_GUIDED_KEYS = _BASELINE_KEYS | {"period", "compressor", "settings", "mode", "reset_optimizer", "probe_pixels"}
+
+
+def _train_arm(cfg: GuideConfig, video: Video, guidance: Guidance | None, live: LivePlot | None, label: str,
+               path: Path, key: str) -> Trainer:
+    """Train one arm, checkpointing to ``path``; a checkpoint of the same arm there is resumed."""
+    trainer = None
+    if path.exists():
+        trainer = Trainer.load(path, video, device=cfg.device)
+        if trainer.extra.get("arm_key") != key:
+            if not cfg.overwrite:
+                raise FileExistsError(f"{str(path)!r} holds a run with other parameters; set overwrite=True or "
+                                      "choose another out_dir")
+            trainer = None
+        else:
+            print(f"{label}: resuming from step {trainer.step_count} of {cfg.steps} ({path})")
+    if trainer is None:
+        trainer = Trainer.from_config(video, cfg.config, steps=cfg.steps, batch=cfg.batch, lr=cfg.lr,
+                                      seed=cfg.seed, device=cfg.device, log_every=cfg.log_every)
+        trainer.extra["arm_key"] = key
     callbacks = []
     if guidance is not None:
+        guidance.events = trainer.extra.setdefault("events", [])  # saved with every checkpoint
         guidance.attach(trainer)
         callbacks.append(guidance)
+    callbacks.append(Checkpoint(path, cfg.checkpoint_every))
     if live is not None:
+        live.update(label, trainer.history, guidance.events if guidance else ())
         callbacks.append(live.callback(label, guidance.events if guidance else ()))
     trainer.train(callbacks=callbacks)
     if guidance is not None:
@@ -249,21 +282,21 @@ def _train_arm(cfg: GuideConfig, video: Video, guidance: Guidance | None, live: 
     return trainer
 
 
-def _baseline(cfg: GuideConfig, video: Video, live: LivePlot | None, label: str) -> Trainer:
-    """The no-guidance arm, from the cache when the same parameters trained it before."""
-    keyed = {k: v for k, v in cfg.to_dict().items() if k in {"config", "steps", "batch", "lr", "seed", "log_every"}}
-    keyed.update(video=_video_key(video), device=resolve_device(cfg.device).type)
-    key = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:20]
+def _baseline(cfg: GuideConfig, video: Video, live: LivePlot | None, label: str) -> tuple[Trainer, Path]:
+    """The no-guidance arm, from the cache when the same parameters trained it before (a partial
+    run there is resumed)."""
+    key = _arm_key(cfg, video, _BASELINE_KEYS)
     path = Path(cfg.cache_dir) / f"baseline-{key}.pt"
     if path.exists():
         trainer = Trainer.load(path, video, device=cfg.device)
         print(f"{label}: loaded from the cache {path}")
         if live is not None:
             live.update(label, trainer.history)
-    else:
-        trainer = _train_arm(cfg, video, None, live, label)
-        trainer.save(path)
-    return trainer
+        return trainer, path
+    partial = path.with_name(f"baseline-{key}.partial.pt")
+    trainer = _train_arm(cfg, video, None, live, label, partial, key)
+    os.replace(partial, path)
+    return trainer, path
 
 
 def _overlap(a: list[float], b: list[float]) -> float:
@@ -355,10 +388,11 @@ def run_experiment(cfg: GuideConfig, live: LivePlot | None = None, *, arm_names:
     video = load_video(cfg.dataset, cfg.num_frames, downscale=cfg.downscale)
     base_name, guided_name = arm_names or ("no guidance", f"{cfg.compressor} guidance")
     started = time.perf_counter()
-    baseline = _baseline(cfg, video, live, base_name)
+    baseline, baseline_path = _baseline(cfg, video, live, base_name)
     guidance = Guidance(cfg.final_compressor(), cfg.period, video, mode=cfg.mode,
                         reset_optimizer=cfg.reset_optimizer, probe_pixels=cfg.probe_pixels, seed=cfg.seed)
-    guided = _train_arm(cfg, video, guidance, live, guided_name)
+    guided = _train_arm(cfg, video, guidance, live, guided_name, out / "guided.pt",
+                        _arm_key(cfg, video, _GUIDED_KEYS))
 
     arms = {base_name: baseline, guided_name: guided}
     final, curves = {}, {}
@@ -388,14 +422,13 @@ def run_experiment(cfg: GuideConfig, live: LivePlot | None = None, *, arm_names:
         rd.write_html(out / "rd.html", include_plotlyjs=True)
         figure_png(rd, out / "rd.png")
         figures["rd"] = ["rd.html", "rd.png"]
-    for name, trainer in arms.items():
-        trainer.save(out / f"{'guided' if trainer is guided else 'baseline'}.pt")
     results = {
         "config": cfg.to_dict(), "video": {"name": video.name, "shape": list(video.frames.shape),
                                            "sha256_16": _video_key(video)},
         "arms": {name: {"history": t.history, "train_seconds": t.elapsed} for name, t in arms.items()},
         "events": guidance.events, "final": final, "table": table, "rd": curves, "anchor": anchor, "bd": bd,
-        "figures": figures, "seconds": time.perf_counter() - started,
+        "figures": figures, "checkpoints": {base_name: str(baseline_path), guided_name: str(out / "guided.pt")},
+        "seconds": time.perf_counter() - started,
         "plot_seconds": live.plot_seconds if live is not None else 0.0,
         "versions": {"nvpkit": __version__, "torch": torch.__version__, "python": platform.python_version()},
         "git_commit": _git_commit(),

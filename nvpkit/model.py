@@ -10,6 +10,7 @@ The output is RGB in the target range [-1, 1] (a linear last layer, unclamped).
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 import torch.nn.functional as F
@@ -75,6 +76,18 @@ class ModulatedSiren(nn.Module):
         return self.last(h)
 
 
+def _check_host_memory(config: NVPConfig) -> None:
+    """Refuse, with the size, a model whose parameters alone exceed the free host memory."""
+    need = count_parameters(config)["total"] * 4
+    try:
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return
+    if need > free:
+        raise ValueError(f"NVP: this config has {need / 4:,.0f} parameters ({need / 2**30:.1f} GiB as float32) "
+                         f"but only {free / 2**30:.1f} GiB of memory is free; use a smaller preset or sparse grid")
+
+
 class NVP(nn.Module):
     """Neural video representation with learnable positional features (Kim et al., NeurIPS 2022)."""
 
@@ -82,6 +95,7 @@ class NVP(nn.Module):
         super().__init__()
         self.config = load_config(config)
         c = self.config
+        _check_host_memory(c)
         self.xy = DenseGrid2D(c.xy, init_std)
         self.xt = DenseGrid2D(c.xt, init_std)
         self.yt = DenseGrid2D(c.yt, init_std)

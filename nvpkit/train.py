@@ -28,7 +28,7 @@ from .config import NVPConfig, load_config, size_sparse_grid
 from .data import Video
 from .model import NVP
 
-__all__ = ["TrainConfig", "Trainer", "PixelSampler"]
+__all__ = ["TrainConfig", "Trainer", "PixelSampler", "Checkpoint"]
 
 PUBLISHED_BATCH = 1_245_184
 CPU_BATCH = 2**14
@@ -131,6 +131,12 @@ class Trainer:
         self.config = config
         self.device = resolve_device(config.device)
         self.video = video
+        if self.device.type == "cuda":
+            need = sum(p.numel() for p in model.parameters()) * 16  # parameter, gradient, two AdamW moments
+            free, _ = torch.cuda.mem_get_info(self.device)
+            if need > free:
+                raise ValueError(f"Trainer: the model needs {need / 2**30:.1f} GiB for parameters, gradients and "
+                                 f"optimizer state, {free / 2**30:.1f} GiB free on {self.device}; use a smaller config")
         self.model = model.to(self.device)
         self.batch = config.batch_for(self.device)
         self.sampler = PixelSampler(video, self.device, config.seed)
@@ -139,6 +145,8 @@ class Trainer:
                                                                     eta_min=config.lr_min)
         self.step_count = 0
         self.history: dict[str, list[float]] = {"step": [], "loss": [], "psnr": [], "seconds": []}
+        self.extra: dict[str, Any] = {}
+        """Callers' state saved with every checkpoint (plain values and tensors), e.g. guidance events."""
         self._loss_sum = torch.zeros((), device=self.device)
         self._loss_steps = 0
         self._seconds = 0.0  # training time of finished train() calls
@@ -164,9 +172,14 @@ class Trainer:
         """One optimisation step on a fresh random batch (or on ``batch = (coords, steps, target)``);
         returns the loss as a device tensor (no host sync)."""
         coords, steps, target = self.sampler(self.batch) if batch is None else batch
-        loss = F.mse_loss(self.model(coords, steps), target)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        try:
+            loss = F.mse_loss(self.model(coords, steps), target)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+        except torch.OutOfMemoryError as err:
+            raise torch.OutOfMemoryError(
+                f"out of memory at step {self.step_count + 1} with batch={self.batch:,}: lower TrainConfig.batch "
+                f"(the activations grow with it) or use a smaller model config. {err}") from None
         self.optimizer.step()
         self.scheduler.step()
         self.step_count += 1
@@ -234,6 +247,7 @@ class Trainer:
             "seconds": self.elapsed,
             "pending_loss": [self._loss_sum.item(), self._loss_steps],  # steps since the last log
             "history": self.history,
+            "extra": self.extra,
         }
 
     def save(self, path: str | Path) -> Path:
@@ -272,4 +286,20 @@ class Trainer:
         trainer._loss_sum.fill_(state["pending_loss"][0])
         trainer._loss_steps = state["pending_loss"][1]
         trainer.history = {k: list(v) for k, v in state["history"].items()}
+        trainer.extra = state.get("extra", {})
         return trainer
+
+
+class Checkpoint:
+    """Trainer callback: save to ``path`` (atomically) every ``every`` steps and at the planned
+    last step, so a crash or kill costs at most ``every`` steps; put it after callbacks whose
+    state goes into ``trainer.extra``."""
+
+    def __init__(self, path: str | Path, every: int):
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"Checkpoint: every must be an int >= 1, got {every!r}")
+        self.path, self.every = Path(path), every
+
+    def __call__(self, trainer: Trainer) -> None:
+        if trainer.step_count % self.every == 0 or trainer.step_count == trainer.config.steps:
+            trainer.save(self.path)

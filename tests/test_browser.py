@@ -72,9 +72,19 @@ def lab(tmp_path):
 def _run_and_watch(page, url: str, shots: Path) -> str:
     page.goto(url)
     page.wait_for_selector(".jp-Notebook", timeout=60_000)
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
-    page.get_by_role("menuitem", name="Run", exact=True).click(timeout=10_000)
-    page.get_by_text("Run All Cells", exact=True).click(timeout=10_000)
+    # a fresh environment can take a while to start its first kernel: wait for it, and run all
+    # cells again if the first request went out before the kernel could take it
+    page.wait_for_selector(".jp-StatusBar-TextItem:has-text('Idle')", timeout=120_000)
+    for attempt in range(3):
+        page.get_by_role("menuitem", name="Run", exact=True).click(timeout=10_000)
+        page.get_by_text("Run All Cells", exact=True).click(timeout=10_000)
+        try:
+            page.wait_for_selector(".jp-InputPrompt:has-text('[*]'), .jp-InputPrompt:has-text('[1]')",
+                                   timeout=30_000)
+            break
+        except playwright.Error:
+            if attempt == 2:
+                raise
 
     # the live figure renders, then its PSNR trace grows while training runs
     page.wait_for_function(f"({READ_FIGURE})().some(p => p.length >= 6 && p[1].n > 0)", timeout=180_000)

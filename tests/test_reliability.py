@@ -1,0 +1,168 @@
+"""Faults lose nothing, bad input is named, untrusted files are safe."""
+import json
+import math
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import nvpkit
+
+TRAIN = dict(steps=20, batch=1024, log_every=5, device="cpu")
+
+SCRIPT = textwrap.dedent("""
+    import os, signal, sys, torch, nvpkit
+    from nvpkit.train import Checkpoint
+    video = nvpkit.load_video("sample", num_frames=8, downscale=8)
+    trainer = nvpkit.Trainer.from_config(video, "cpu_s", steps=20, batch=1024, log_every=5, device="cpu")
+    mode, path = sys.argv[1], sys.argv[2]
+    def kill(t):
+        if mode == "train" and t.step_count == 13:
+            os.kill(os.getpid(), signal.SIGKILL)
+        if mode == "save" and t.step_count == 14:  # die half-way through writing the next checkpoint
+            real = torch.save
+            def half(obj, f):
+                real(obj, f)
+                with open(f, "r+b") as handle:
+                    handle.truncate(os.path.getsize(f) // 2)
+                os.kill(os.getpid(), signal.SIGKILL)
+            torch.save = half
+    trainer.train(callbacks=[kill, Checkpoint(path, 5)], progress=False)
+""")
+
+
+@pytest.mark.parametrize("mode", ["train", "save"])
+def test_killed_run_resumes_to_the_same_numbers(tmp_path, mode, tiny_video):
+    script, ckpt = tmp_path / "run.py", tmp_path / "ckpt.pt"
+    script.write_text(SCRIPT)
+    done = subprocess.run([sys.executable, str(script), mode, str(ckpt)], capture_output=True)
+    assert done.returncode == -signal.SIGKILL
+    resumed = nvpkit.Trainer.load(ckpt, tiny_video)  # the last good checkpoint: step 10 (or 15 in "save")
+    assert resumed.step_count == (10 if mode == "train" else 15) - (mode == "save") * 5
+    resumed.train(progress=False)
+    straight = nvpkit.Trainer.from_config(tiny_video, "cpu_s", **TRAIN)
+    straight.train(progress=False)
+    assert resumed.history["loss"] == straight.history["loss"]
+    for a, b in zip(straight.model.parameters(), resumed.model.parameters()):
+        assert torch.equal(a, b)
+
+
+class _Crash(RuntimeError):
+    pass
+
+
+class _CrashingPlot(nvpkit.LivePlot):
+    """A live plot whose guided-arm callback fails at one step, like a kill mid-run."""
+
+    def callback(self, arm, events=()):
+        redraw = super().callback(arm, events)
+
+        def maybe_crash(trainer):
+            if arm == self.arms[1] and trainer.step_count == 25:
+                raise _Crash("simulated crash")
+            redraw(trainer)
+        return maybe_crash
+
+
+def test_interrupted_experiment_resumes_to_the_same_results(tmp_path):
+    common = dict(num_frames=4, downscale=8, steps=40, period=15, batch=512, log_every=5, device="cpu",
+                  anchor_crfs=(), compressor="quantize", settings={"bits": 4}, checkpoint_every=10,
+                  cache_dir=str(tmp_path / "cache"))
+    straight = nvpkit.run_experiment(nvpkit.GuideConfig(out_dir=str(tmp_path / "a"), **common))
+    cfg = nvpkit.GuideConfig(out_dir=str(tmp_path / "b"), **common)
+    with pytest.raises(_Crash):
+        nvpkit.run_experiment(cfg, _CrashingPlot(["no guidance", "quantize guidance"], widget=False))
+    assert nvpkit.Trainer.load(tmp_path / "b" / "guided.pt", nvpkit.load_video("sample", 4, downscale=8)
+                               ).step_count == 20
+    resumed = nvpkit.run_experiment(cfg)
+    untimed = lambda events: [{k: v for k, v in e.items() if k != "seconds"} for e in events]  # noqa: E731
+    assert untimed(resumed["events"]) == untimed(straight["events"])
+    assert [e["step"] for e in resumed["events"]] == [15, 30]
+    assert resumed["final"] == straight["final"]
+
+
+def test_out_of_memory_names_the_setting(tiny_video, monkeypatch):
+    trainer = nvpkit.Trainer.from_config(tiny_video, "cpu_s", **TRAIN)
+
+    def boom(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(trainer.model, "forward", boom)
+    with pytest.raises(torch.OutOfMemoryError, match="batch=1,024: lower TrainConfig.batch"):
+        trainer.step()
+
+
+def test_a_model_too_large_for_memory_says_how_large():
+    config = nvpkit.load_config("nvp_s")
+    huge = config.to_json()
+    huge["nvp"]["3d_encoding"].update(t_resolution=60000, x_resolution=3000, y_resolution=3000)
+    with pytest.raises(ValueError, match=r"GiB as float32\) but only .* GiB of memory is free"):
+        nvpkit.NVP(huge)
+
+
+# -- property-based fuzzing: only the documented error, never a crash --------------------------------------
+
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory):
+    model = nvpkit.NVP(nvpkit.size_sparse_grid(nvpkit.load_config("cpu_s"), 2, 20, 24))
+    path = tmp_path_factory.mktemp("artifact") / "model.nvp"
+    nvpkit.save_compressed(nvpkit.make_compressor("quantize").roundtrip(model), path)
+    return path.read_bytes()
+
+
+@settings(max_examples=150, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fuzzed_artifacts_fail_only_with_artifact_error(artifact, tmp_path, data):
+    blob = bytearray(artifact)
+    for _ in range(data.draw(st.integers(1, 8))):
+        kind = data.draw(st.sampled_from(["flip", "cut", "insert"]))
+        at = data.draw(st.integers(0, max(0, len(blob) - 1)))
+        if kind == "flip" and blob:
+            blob[at] ^= data.draw(st.integers(1, 255))
+        elif kind == "cut":
+            del blob[at:at + data.draw(st.integers(1, 64))]
+        else:
+            blob[at:at] = data.draw(st.binary(min_size=1, max_size=32))
+    path = tmp_path / "fuzz.nvp"
+    path.write_bytes(bytes(blob))
+    try:
+        nvpkit.load_compressed(path)
+    except nvpkit.ArtifactError:
+        pass
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats(allow_nan=True) | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5),
+    max_leaves=20)
+
+
+@st.composite
+def mutated_configs(draw):
+    """A valid config with a few keys replaced by arbitrary JSON values or removed."""
+    base = json.loads(json.dumps(nvpkit.load_config("cpu_s").to_json()))
+    for _ in range(draw(st.integers(1, 4))):
+        section = base["nvp"][draw(st.sampled_from(sorted(base["nvp"])))]
+        key = draw(st.sampled_from(sorted(section) + ["extra"]))
+        if draw(st.booleans()):
+            section[key] = draw(json_values)
+        else:
+            section.pop(key, None)
+    return base
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(config=st.one_of(json_values.map(lambda v: {"nvp": v}), mutated_configs()))
+def test_fuzzed_configs_fail_only_with_value_error(config):
+    try:
+        result = nvpkit.load_config(config)
+    except ValueError:
+        return
+    counts = nvpkit.count_parameters(result)
+    assert counts["total"] > 0 and math.isfinite(result.xy.per_level_scale)
