@@ -177,7 +177,7 @@ def test_hostile_manifests_are_refused(tmp_path):
     parts = [{"name": n, "codec": "float", "params": {}, "side": [], "header": [], "length": 0}
              for n in ("xy", "xt", "yt", "sparse", "decoder")]
     huge = nvpkit.load_config("nvp_s").to_json()
-    huge["nvp"]["3d_encoding"]["t_resolution"] = 10**9
+    huge["nvp"]["3d_encoding"].update(t_resolution=65536, x_resolution=65536, y_resolution=65536)
     for manifest, match in [
         ({"format": 1, "config": huge, "parts": parts}, "more values"),
         ({"format": 2}, "unsupported format"),

@@ -75,7 +75,10 @@ def _broken(path, value):
 @pytest.mark.parametrize("path,value,match", [
     (("2d_encoding_xy", "n_levels"), KeyError, "n_levels"),
     (("2d_encoding_xy", "n_levels"), "16", "n_levels.*int"),
-    (("2d_encoding_xt", "n_levels"), 0, "n_levels.*>= 1"),
+    (("2d_encoding_xt", "n_levels"), 0, r"n_levels.*in \[1, 32\]"),
+    (("2d_encoding_xt", "n_levels"), 33, r"n_levels.*got 33"),
+    (("2d_encoding_xy", "per_level_scale"), float("nan"), "finite"),
+    (("2d_encoding_xy", "base_resolution"), 4000, "finest level would have"),
     (("2d_encoding_yt", "per_level_scale"), 1.0, "per_level_scale"),
     (("3d_encoding", "t_resolution"), -3, "t_resolution"),
     (("3d_encoding", "x_resolution"), 2.5, "x_resolution"),
