@@ -302,4 +302,8 @@ class Checkpoint:
 
     def __call__(self, trainer: Trainer) -> None:
         if trainer.step_count % self.every == 0 or trainer.step_count == trainer.config.steps:
+            pending = trainer._loss_sum.item()  # one host sync per checkpoint
+            if not math.isfinite(pending):
+                raise FloatingPointError(f"training loss became {pending} before step {trainer.step_count}; "
+                                         f"not saving over the last good checkpoint {str(self.path)!r}")
             trainer.save(self.path)

@@ -86,6 +86,20 @@ def test_interrupted_experiment_resumes_to_the_same_results(tmp_path):
     assert resumed["final"] == straight["final"]
 
 
+def test_non_finite_loss_never_overwrites_the_last_good_checkpoint(tiny_video, tmp_path):
+    trainer = nvpkit.Trainer.from_config(tiny_video, "cpu_s", **{**TRAIN, "log_every": 100})
+
+    def poison(t):
+        if t.step_count == 12:
+            with torch.no_grad():
+                t.model.decoder.last.bias.fill_(float("nan"))
+
+    with pytest.raises(FloatingPointError, match="not saving over"):
+        trainer.train(callbacks=[poison, nvpkit.train.Checkpoint(tmp_path / "c.pt", 5)], progress=False)
+    good = nvpkit.Trainer.load(tmp_path / "c.pt", tiny_video)
+    assert good.step_count == 10 and all(torch.isfinite(p).all() for p in good.model.parameters())
+
+
 def test_out_of_memory_names_the_setting(tiny_video, monkeypatch):
     trainer = nvpkit.Trainer.from_config(tiny_video, "cpu_s", **TRAIN)
 
