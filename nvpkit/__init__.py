@@ -15,6 +15,8 @@ from .config import (PRESETS, GridConfig, NetworkConfig, NVPConfig, SparseGridCo
 from .data import SAMPLES, Video, load_video, video_writer, write_video
 from .grids import DenseGrid2D, SparseGrid3D
 from .guide import GuideConfig, Guidance, PixelProbe, bd_metrics, format_table, run_experiment
+from .initialize import (InitConfig, PullToInit, format_init_table, run_init_experiment, steps_to_reach,
+                         tucker_init)
 from .live import LivePlot
 from .metrics import ms_ssim, psnr
 from .model import NVP
@@ -28,5 +30,6 @@ __all__ = [
     "SparseGrid3D", "ms_ssim", "psnr", "NVP", "Evaluation", "evaluate", "render", "TrainConfig", "Trainer",
     "ArtifactError", "Compressed", "Compressor", "find_setting", "load_compressed", "make_compressor", "rd_figure",
     "rd_sweep", "save_compressed", "video_anchor", "GuideConfig", "Guidance", "PixelProbe", "bd_metrics",
-    "format_table", "run_experiment", "LivePlot",
+    "format_table", "run_experiment", "LivePlot", "InitConfig", "PullToInit", "format_init_table",
+    "run_init_experiment", "steps_to_reach", "tucker_init",
 ]

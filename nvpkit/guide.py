@@ -22,7 +22,6 @@ import json
 import math
 import os
 import platform
-import subprocess
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -35,6 +34,7 @@ import torch
 from . import __version__
 from ._device import resolve_device
 from ._files import atomic_path
+from ._runs import check_out_dir, git_commit
 from .compress import Compressor, make_compressor, rd_figure, rd_sweep, video_anchor
 from .compress.compressor import COMPRESSORS
 from .data import Video, load_video
@@ -42,7 +42,7 @@ from .live import LivePlot, figure_png
 from .model import NVP
 from .train import Checkpoint, PixelSampler, Trainer
 
-__all__ = ["Guidance", "PixelProbe", "GuideConfig", "run_experiment", "bd_metrics", "format_table"]
+__all__ = ["Guidance", "PixelProbe", "ExperimentConfig", "GuideConfig", "run_experiment", "bd_metrics", "format_table"]
 
 GRIDS = ("xy", "xt", "yt", "sparse")
 MODES = ("reload", "straight_through")
@@ -124,21 +124,19 @@ class Guidance:
 # -- the experiment -------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class GuideConfig:
-    """One guided-training experiment: data, model, schedule, guidance and evaluation."""
+class ExperimentConfig:
+    """What every experiment notebook shares: the clip, the model and the training schedule."""
 
     dataset: str = "sample"
     """'sample', a folder of frames, a video file, a raw .yuv or a .npy."""
     num_frames: int = 16
     """Frames used from the start of the clip."""
     downscale: int = 4
-    """Integer area downscale of the frames (1 for the published experiment)."""
+    """Integer area downscale of the frames (1 for the published experiments)."""
     config: str = "cpu_s"
-    """Model preset or JSON path ('nvp_s' for the published experiment); the sparse grid is sized to the clip."""
+    """Model preset or JSON path ('nvp_s' for the published experiments); the sparse grid is sized to the clip."""
     steps: int = 25_000
     """Training steps of every arm (published: 144,700)."""
-    period: int = 5_000
-    """Steps between guidance events (published: 10,000 for HEVC, 5,000 for Tucker)."""
     batch: int = 1024
     """Pixels per step (published: 1,245,184 on a GPU)."""
     lr: float = 1e-2
@@ -149,6 +147,27 @@ class GuideConfig:
     """'auto', 'cpu', 'cuda' or 'cuda:N'."""
     log_every: int = 250
     """Steps between logged loss points."""
+    out_dir: str = "runs/experiment"
+    """Where results.json and the figures go."""
+    overwrite: bool = False
+    """Allow replacing results in out_dir made with other parameters."""
+
+    def _check_ints(self, *names: str) -> None:
+        for name in ("num_frames", "downscale", "steps", "batch", "log_every", *names):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{type(self).__name__}.{name} must be an int >= 1, got {value!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self)))
+
+
+@dataclass(frozen=True)
+class GuideConfig(ExperimentConfig):
+    """One guided-training experiment: the shared settings, plus guidance and evaluation."""
+
+    period: int = 5_000
+    """Steps between guidance events (published: 10,000 for HEVC, 5,000 for Tucker)."""
     compressor: str = "hevc"
     """Guidance and final compressor preset: 'hevc', 'h264', 'av1', 'tucker', 'quantize'."""
     settings: dict = field(default_factory=dict)
@@ -168,18 +187,12 @@ class GuideConfig:
     """Steps between checkpoints of each arm: a crash or kill costs at most this many; a re-run with
     the same parameters resumes."""
     out_dir: str = "runs/guide"
-    """Where results.json, the figures and the final checkpoints go."""
+    """Where results.json, the figures and the guided arm's checkpoint go."""
     cache_dir: str = "runs/cache"
     """Where the no-guidance arm is cached, keyed by everything that determines it."""
-    overwrite: bool = False
-    """Allow replacing results in out_dir made with other parameters."""
 
     def __post_init__(self) -> None:
-        for name in ("num_frames", "downscale", "steps", "period", "batch", "log_every", "probe_pixels",
-                     "checkpoint_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"GuideConfig.{name} must be an int >= 1, got {value!r}")
+        self._check_ints("period", "probe_pixels", "checkpoint_every")
         if self.period >= self.steps:
             raise ValueError(f"GuideConfig.period={self.period} must be smaller than steps={self.steps}: no "
                              "guidance event would happen before the final compression")
@@ -216,9 +229,6 @@ class GuideConfig:
 
     def final_compressor(self, **override: Any) -> Compressor:
         return make_compressor(self.compressor, **{**self.settings, **override})
-
-    def to_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps(asdict(self)))
 
 
 def _numbers(text: str | tuple | list | int | float, name: str) -> tuple:
@@ -356,27 +366,6 @@ def bd_metrics(anchor: list[dict], test: list[dict], min_overlap: float = 0.5,
     return out
 
 
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(__file__).resolve().parent, timeout=10)
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def _check_out_dir(cfg: GuideConfig) -> Path:
-    out = Path(cfg.out_dir)
-    existing = out / "results.json"
-    if existing.exists() and not cfg.overwrite:
-        saved = json.loads(existing.read_text()).get("config")
-        if saved != cfg.to_dict():
-            raise FileExistsError(f"{str(out)!r} holds results of other parameters; choose another out_dir or "
-                                  "set overwrite=True")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
 def run_experiment(cfg: GuideConfig, live: LivePlot | None = None, *, arm_names: tuple[str, str] | None = None
                    ) -> dict[str, Any]:
     """Train the no-guidance and guided arms, compress both with the final compressor, evaluate
@@ -384,7 +373,7 @@ def run_experiment(cfg: GuideConfig, live: LivePlot | None = None, *, arm_names:
     Returns the results dict (also holding the two trainers under ``"trainers"``)."""
     from .render import evaluate
 
-    out = _check_out_dir(cfg)
+    out = check_out_dir(cfg.out_dir, cfg.to_dict(), cfg.overwrite)
     video = load_video(cfg.dataset, cfg.num_frames, downscale=cfg.downscale)
     base_name, guided_name = arm_names or ("no guidance", f"{cfg.compressor} guidance")
     started = time.perf_counter()
@@ -431,7 +420,7 @@ def run_experiment(cfg: GuideConfig, live: LivePlot | None = None, *, arm_names:
         "seconds": time.perf_counter() - started,
         "plot_seconds": live.plot_seconds if live is not None else 0.0,
         "versions": {"nvpkit": __version__, "torch": torch.__version__, "python": platform.python_version()},
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
         "device": torch.cuda.get_device_name(guided.device) if guided.device.type == "cuda"
         else f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
     }

@@ -145,6 +145,8 @@ class Trainer:
                                                                     eta_min=config.lr_min)
         self.step_count = 0
         self.history: dict[str, list[float]] = {"step": [], "loss": [], "psnr": [], "seconds": []}
+        self.regularizer: Callable[[NVP, int], torch.Tensor] | None = None
+        """Optional extra loss term ``f(model, step)`` added to the MSE (the logged loss stays the MSE)."""
         self.extra: dict[str, Any] = {}
         """Callers' state saved with every checkpoint (plain values and tensors), e.g. guidance events."""
         self._loss_sum = torch.zeros((), device=self.device)
@@ -174,8 +176,9 @@ class Trainer:
         coords, steps, target = self.sampler(self.batch) if batch is None else batch
         try:
             loss = F.mse_loss(self.model(coords, steps), target)
+            objective = loss if self.regularizer is None else loss + self.regularizer(self.model, self.step_count)
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            objective.backward()
         except torch.OutOfMemoryError as err:
             raise torch.OutOfMemoryError(
                 f"out of memory at step {self.step_count + 1} with batch={self.batch:,}: lower TrainConfig.batch "

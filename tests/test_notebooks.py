@@ -15,9 +15,12 @@ TINY = {
                           "preset": "fast"},
     "tucker_guide.ipynb": {"num_frames": 4, "downscale": 8, "steps": 40, "period": 20, "batch": 512,
                            "device": "cpu", "log_every": 10, "sweep_ranks": "0.5,0.8", "anchor_crfs": "25,40"},
+    "tucker_init.ipynb": {"num_frames": 4, "downscale": 8, "steps": 40, "batch": 512, "device": "cpu",
+                          "log_every": 10, "psnr_level": 20.0},
 }
 OUTPUTS = {"quickstart.ipynb": "reconstruction.mp4", "compress.ipynb": "model.nvp",
-           "codec_guide.ipynb": "results.json", "tucker_guide.ipynb": "results.json"}
+           "codec_guide.ipynb": "results.json", "tucker_guide.ipynb": "results.json",
+           "tucker_init.ipynb": "results.json"}
 
 
 def test_every_notebook_has_tiny_parameters():
