@@ -15,7 +15,7 @@ from . import __version__
 from ._files import atomic_path
 from .data import load_video
 from .render import evaluate
-from .train import Trainer
+from .train import Checkpoint, Trainer
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -23,13 +23,23 @@ def _train(args: argparse.Namespace) -> None:
     if (out / "results.json").exists() and not args.overwrite:
         sys.exit(f"nvpkit: {str(out)!r} already holds results; pass --overwrite or choose another --out")
     video = load_video(args.dataset, args.num_frames, downscale=args.downscale)
-    trainer = Trainer.from_config(video, args.config, steps=args.steps, batch=args.batch, lr=args.lr,
-                                  seed=args.seed, device=args.device)
+    checkpoint = out / "checkpoint.pt"
+    run = {k: v for k, v in vars(args).items() if k not in ("out", "overwrite", "checkpoint_every")}
+    trainer = Trainer.load(checkpoint, video, device=args.device) if checkpoint.exists() else None
+    if trainer is not None and trainer.extra.get("arguments") != run:
+        if not args.overwrite:
+            sys.exit(f"nvpkit: {str(checkpoint)!r} is from other arguments; pass --overwrite or choose another --out")
+        trainer = None
+    if trainer is None:
+        trainer = Trainer.from_config(video, args.config, steps=args.steps, batch=args.batch, lr=args.lr,
+                                      seed=args.seed, device=args.device)
+        trainer.extra["arguments"] = run
+    else:
+        print(f"resuming from step {trainer.step_count} ({checkpoint})")
     counts = trainer.model.parameter_counts()
     print(f"{video}; model {args.config}: {counts['total']:,} parameters; {trainer.config.steps} steps of "
           f"{trainer.batch:,} pixels on {trainer.device}")
-    trainer.train()
-    trainer.save(out / "checkpoint.pt")
+    trainer.train(callbacks=[Checkpoint(checkpoint, args.checkpoint_every)])
     result = evaluate(trainer.model, video, write=out / "reconstruction.mp4", overwrite=args.overwrite)
     with atomic_path(out / "results.json") as tmp:
         tmp.write_text(json.dumps({
@@ -60,10 +70,12 @@ def main(argv: list[str] | None = None) -> None:
     train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     train.add_argument("--out", default=None, help="output folder (default runs/train-DATE-TIME)")
     train.add_argument("--overwrite", action="store_true", help="replace results already in --out")
+    train.add_argument("--checkpoint-every", type=int, default=1000,
+                       help="steps between checkpoints; re-running with the same --out resumes (default 1000)")
     args = parser.parse_args(argv)
     try:
         _train(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
+    except (ValueError, FileNotFoundError, FileExistsError, FloatingPointError) as err:
         sys.exit(f"nvpkit: {err}")
 
 
