@@ -109,7 +109,8 @@ def run(device: torch.device, video: nvpkit.Video, batch: int, repeat: int) -> N
     if device.type == "cuda":
         print(f"peak CUDA memory: {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB")
     else:
-        print(f"peak process memory (both variants): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        print(f"peak process memory (both variants): {peak:.2f} GiB")
 
 
 def main() -> None:

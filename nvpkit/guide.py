@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import bjontegaard
 import numpy as np
 import torch
 
@@ -40,9 +41,11 @@ from .compress.compressor import COMPRESSORS
 from .data import Video, load_video
 from .live import LivePlot, figure_png
 from .model import NVP
+from .render import evaluate
 from .train import Checkpoint, PixelSampler, Trainer
 
-__all__ = ["Guidance", "PixelProbe", "ExperimentConfig", "GuideConfig", "run_experiment", "bd_metrics", "format_table"]
+__all__ = ["Guidance", "PixelProbe", "ExperimentConfig", "GuideConfig", "run_experiment", "bd_metrics",
+           "format_table", "parse_numbers"]
 
 GRIDS = ("xy", "xt", "yt", "sparse")
 MODES = ("reload", "straight_through")
@@ -210,11 +213,12 @@ class GuideConfig(ExperimentConfig):
               preset: str = "slow", sweep_crfs: str | tuple = "15,21,27,33,39",
               anchor_crfs: str | tuple = "20,26,32,38,44", **common: Any) -> "GuideConfig":
         """Codec guidance from notebook parameters (``qscale`` and the crf lists as "2,3,3" strings)."""
-        settings = {"crf": crf, "qscale": _numbers(qscale, "qscale"), "framerate": framerate}
+        settings = {"crf": crf, "qscale": parse_numbers(qscale, "qscale"), "framerate": framerate}
         if codec != "av1":
             settings["preset"] = preset
-        return cls(compressor=codec, settings=settings, sweep=tuple({"crf": c} for c in _numbers(sweep_crfs, "sweep_crfs")),
-                   anchor_crfs=_numbers(anchor_crfs, "anchor_crfs"), **common)
+        sweep = tuple({"crf": c} for c in parse_numbers(sweep_crfs, "sweep_crfs"))
+        return cls(compressor=codec, settings=settings, sweep=sweep,
+                   anchor_crfs=parse_numbers(anchor_crfs, "anchor_crfs"), **common)
 
     @classmethod
     def tucker(cls, *, ranks: str | tuple = "0.8,0.8,0.8", storage: str = "float32",
@@ -223,15 +227,15 @@ class GuideConfig(ExperimentConfig):
         """Tucker guidance from notebook parameters: ``ranks`` as "480,240,240" or as fractions of the
         sparse grid's modes, "0.8,0.8,0.8" (the published ranks on NVP-S); ``sweep_ranks`` are
         fractions applied to every mode."""
-        sweep = tuple({"ranks": (f, f, f)} for f in _numbers(sweep_ranks, "sweep_ranks"))
-        return cls(compressor="tucker", settings={"ranks": _numbers(ranks, "ranks"), "storage": storage},
-                   sweep=sweep, anchor_crfs=_numbers(anchor_crfs, "anchor_crfs"), **common)
+        sweep = tuple({"ranks": (f, f, f)} for f in parse_numbers(sweep_ranks, "sweep_ranks"))
+        return cls(compressor="tucker", settings={"ranks": parse_numbers(ranks, "ranks"), "storage": storage},
+                   sweep=sweep, anchor_crfs=parse_numbers(anchor_crfs, "anchor_crfs"), **common)
 
     def final_compressor(self, **override: Any) -> Compressor:
         return make_compressor(self.compressor, **{**self.settings, **override})
 
 
-def _numbers(text: str | tuple | list | int | float, name: str) -> tuple:
+def parse_numbers(text: str | tuple | list | int | float, name: str) -> tuple:
     """ "2,3,3" -> (2, 3, 3); "0.8,0.8" -> (0.8, 0.8); sequences and single numbers pass through."""
     if isinstance(text, (int, float)):
         return (text,)
@@ -322,8 +326,6 @@ def bd_metrics(anchor: list[dict], test: list[dict], min_overlap: float = 0.5,
     more points per curve. BD-rate is reported when the PSNR ranges overlap by ``min_overlap`` of
     the narrower one; BD-PSNR when the log-rate ranges do and each curve spans at least
     ``min_rate_span`` in log rate (a near-vertical curve makes BD-PSNR a measure of its slope)."""
-    import bjontegaard
-
     def curve(rows: list[dict]) -> list[dict]:  # by rate, one point per rate (the best), as BD needs
         best: dict[float, dict] = {}
         for r in rows:
@@ -371,8 +373,6 @@ def run_experiment(cfg: GuideConfig, live: LivePlot | None = None, *, arm_names:
     """Train the no-guidance and guided arms, compress both with the final compressor, evaluate
     every frame, sweep both, and write ``results.json`` and the figures into ``cfg.out_dir``.
     Returns the results dict (also holding the two trainers under ``"trainers"``)."""
-    from .render import evaluate
-
     out = check_out_dir(cfg.out_dir, cfg.to_dict(), cfg.overwrite)
     video = load_video(cfg.dataset, cfg.num_frames, downscale=cfg.downscale)
     base_name, guided_name = arm_names or ("no guidance", f"{cfg.compressor} guidance")

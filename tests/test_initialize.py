@@ -57,7 +57,8 @@ def test_pull_is_zero_at_init_and_has_the_expected_gradient():
     model.zero_grad()
     pull(model, 0).backward()
     n = model.sparse.embeddings.numel()
-    torch.testing.assert_close(model.sparse.embeddings.grad, torch.full_like(model.sparse.embeddings, 2 * 0.5 * 0.01 / n))
+    expected = torch.full_like(model.sparse.embeddings, 2 * 0.5 * 0.01 / n)
+    torch.testing.assert_close(model.sparse.embeddings.grad, expected)
     assert model.xy.table.grad.abs().max() == 0 and model.xt.table.grad is None
     decaying = PullToInit(init, lam=0.5, decay_steps=100)
     assert decaying.weight(0) == 0.5 and decaying.weight(50) == pytest.approx(0.25) and decaying.weight(100) == 0

@@ -9,5 +9,6 @@ from .tucker import Tucker, tucker, tucker_to_tensor
 __all__ = [
     "ArtifactError", "load_compressed", "save_compressed", "Codec", "Encoded", "Float", "Quantize", "dequantize",
     "quantize", "AV1", "H264", "HEVC", "JPEG", "PNG", "CodecError", "WebP", "CODECS", "COMPRESSORS", "Compressed",
-    "Compressor", "make_compressor", "find_setting", "rd_figure", "rd_sweep", "video_anchor", "Tucker", "tucker", "tucker_to_tensor",
+    "Compressor", "make_compressor", "find_setting", "rd_figure", "rd_sweep", "video_anchor", "Tucker", "tucker",
+    "tucker_to_tensor",
 ]
