@@ -181,8 +181,8 @@ def steps_to_reach(history: dict[str, list[float]], level: float) -> int | None:
 
 def run_init_experiment(cfg: InitConfig, live=None) -> dict[str, Any]:
     """Train the arms (``cfg.arms()``) with the same seed, steps and batch, evaluate every frame,
-    compress each with Tucker at ``cfg.ranks``, and
-    write ``results.json`` and the curves into ``cfg.out_dir``."""
+    compress each with Tucker at ``cfg.ranks``, and write ``results.json`` and the curves into
+    ``cfg.out_dir``."""
     out = check_out_dir(cfg.out_dir, cfg.to_dict(), cfg.overwrite)
     video = load_video(cfg.dataset, cfg.num_frames, downscale=cfg.downscale)
     arms, rows = {}, []
