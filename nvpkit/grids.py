@@ -3,8 +3,10 @@
 ``DenseGrid2D`` is a multi-resolution dense 2D grid with tiny-cuda-nn ``DenseGrid``
 semantics (per level: scale ``S = base * s**l - 1``, ``R = ceil(S) + 1`` vertices per
 side, position ``p = coord * S + 0.5``, bilinear between the vertices around ``p``,
-clamped at the border). All levels live in one flat table, as in tiny-cuda-nn, so a
-lookup over every level is a single weighted gather.
+clamped at the border). Each level is its own parameter, an image ``[F, R (axis 1),
+R (axis 0)]``, so gradients and optimizer state stay per level. Lookups take one of two
+equal paths (``_kernels.py``): ``grid_sample`` per level, its backward spread over threads
+(the CPU default), or one weighted gather over all levels (the CUDA default).
 
 ``SparseGrid3D`` is the sparse positional feature grid ``[T, X, Y, C]``: the nearest
 cell in (t, x, y) plus its 3x3 spatial neighbourhood, concatenated (``9 * C`` features);
@@ -18,30 +20,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._kernels import gather_levels, gather_rows, sample_levels
 from .config import GridConfig, SparseGridConfig
 
 __all__ = ["DenseGrid2D", "SparseGrid3D", "fake_quantize"]
 
-
-class _WeightedGather(torch.autograd.Function):
-    """``out[m] = sum_k weight[m, k] * table[index[m, k]]`` for ``index, weight [M, K]``.
-
-    Forward is one ``embedding_bag``; backward is one ``index_add_`` of the weighted upstream
-    gradients into the table (3-10x faster on the CPU than the generic embedding-bag backward)."""
-
-    @staticmethod
-    def forward(ctx, table: torch.Tensor, index: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(index, weight)
-        ctx.rows = table.shape[0]
-        return F.embedding_bag(index, table, per_sample_weights=weight, mode="sum")  # [M, F]
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        index, weight = ctx.saved_tensors
-        features = grad.shape[1]
-        contrib = (grad[:, None, :] * weight[..., None]).reshape(-1, features)  # [M*K, F]
-        table_grad = grad.new_zeros(ctx.rows, features).index_add_(0, index.reshape(-1), contrib)
-        return table_grad, None, None
+LOOKUPS = ("auto", "sample", "gather")
 
 
 class DenseGrid2D(nn.Module):
@@ -51,27 +35,38 @@ class DenseGrid2D(nn.Module):
         super().__init__()
         self.config = config
         resolutions = config.level_resolutions()
-        sizes = [r * r for r in resolutions]
-        offsets = [sum(sizes[:level]) for level in range(len(sizes))]
-        self.register_buffer("scales", torch.tensor(config.level_scales(), dtype=torch.float32), persistent=False)
+        features = config.n_features_per_level
+        self.levels = nn.ParameterList(nn.Parameter(torch.empty(features, r, r)) for r in resolutions)
+        for level in self.levels:
+            nn.init.uniform_(level, -init_std, init_std)
+        scales = torch.tensor(config.level_scales(), dtype=torch.float32)
+        spans = torch.tensor([r - 1 for r in resolutions], dtype=torch.float32)
+        # grid_sample's corner-aligned [-1, 1] grid of p = coord * S + 0.5: coord * 2S / (R-1) + (1 / (R-1) - 1)
+        self.register_buffer("grid_scale", 2 * scales / spans, persistent=False)
+        self.register_buffer("grid_shift", 1 / spans - 1, persistent=False)
+        self.register_buffer("scales", scales, persistent=False)
         self.register_buffer("resolutions", torch.tensor(resolutions), persistent=False)
-        self.register_buffer("offsets", torch.tensor(offsets), persistent=False)
-        self._level_bounds = [*offsets, sum(sizes)]  # host copy: no device sync to slice levels
-        # One row per vertex of every level; within a level, vertex (i0, i1) is row i0 + i1 * R.
-        self.table = nn.Parameter(torch.empty(sum(sizes), config.n_features_per_level))
-        nn.init.uniform_(self.table, -init_std, init_std)
+        sizes = [r * r for r in resolutions]
+        self.register_buffer("offsets", torch.tensor([sum(sizes[:i]) for i in range(len(sizes))]), persistent=False)
         self.fake_quant_bits: int | None = None
-        """When set, lookups see the table min-max quantized per level and feature (straight-through)."""
+        """When set, lookups see each level min-max quantized per feature (straight-through)."""
+        self.lookup = "auto"
+        """'sample' (grid_sample per level), 'gather' (one gather over all levels) or 'auto'
+        ('gather' on CUDA, 'sample' elsewhere); all give the same values and gradients."""
 
     def level(self, level: int) -> torch.Tensor:
         """View of one level as ``[R (axis 1), R (axis 0), F]`` (an image of the plane)."""
-        r, start = int(self.resolutions[level]), int(self.offsets[level])
-        return self.table[start:start + r * r].view(r, r, -1)  # rows: i1, columns: i0
+        return self.levels[level].permute(1, 2, 0)
+
+    def lookup_levels(self) -> list[torch.Tensor]:
+        """The levels lookups read: the parameters, or their straight-through quantization."""
+        if self.fake_quant_bits is None:
+            return list(self.levels)
+        return [fake_quantize(level, self.fake_quant_bits, dims=(1, 2)) for level in self.levels]
 
     def corners(self, coords: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Table rows and bilinear weights of the 4 vertices around each point at every level.
-
-        Returns ``index [N, L, 4]`` (int64) and ``weight [N, L, 4]``."""
+        """Rows (in all levels' vertices, level-major, row-major within a level) and bilinear
+        weights of the 4 vertices around each point at every level: ``index, weight [N, L, 4]``."""
         pos = coords[:, None, :] * self.scales[None, :, None] + 0.5  # [N, L, 2]
         base = pos.floor()
         frac = pos - base
@@ -87,19 +82,17 @@ class DenseGrid2D(nn.Module):
         weight = torch.stack(((1 - w0) * (1 - w1), w0 * (1 - w1), (1 - w0) * w1, w0 * w1), -1)
         return index, weight
 
-    def lookup_table(self) -> torch.Tensor:
-        """The table lookups read: the parameter, or its straight-through quantization."""
-        if self.fake_quant_bits is None:
-            return self.table
-        bounds = self._level_bounds
-        return torch.cat([fake_quantize(self.table[a:b], self.fake_quant_bits, dims=(0,))
-                          for a, b in zip(bounds[:-1], bounds[1:])])
-
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
-        index, weight = self.corners(coords)
-        n, levels, _ = index.shape
-        features = _WeightedGather.apply(self.lookup_table(), index.view(n * levels, 4), weight.view(n * levels, 4))
-        return features.view(n, levels * self.table.shape[1])  # [N*L, F] -> [N, L*F]
+        if self.lookup not in LOOKUPS:
+            raise ValueError(f"DenseGrid2D.lookup must be one of {LOOKUPS}, got {self.lookup!r}")
+        levels = self.lookup_levels()
+        n, count, features = coords.shape[0], len(levels), self.config.n_features_per_level
+        if self.lookup == "gather" or (self.lookup == "auto" and coords.device.type == "cuda"):
+            index, weight = self.corners(coords)
+            out = gather_levels(levels, index.view(n * count, 4), weight.view(n * count, 4))  # [N*L, F]
+            return out.view(n, count * features)  # [N*L, F] -> [N, L*F]
+        grid = torch.addcmul(self.grid_shift[:, None, None], coords[None], self.grid_scale[:, None, None])  # [L, N, 2]
+        return sample_levels(levels, grid.view(count, 1, n, 1, 2))  # one [1, N, 1, 2] grid per level
 
 
 # 3x3 neighbourhood in (x, y), x-major as in the published code.
@@ -139,13 +132,13 @@ class SparseGrid3D(nn.Module):
         n = coords.shape[0]
         if not interpolate_time:
             rows = _nearest(coords[:, 0], ts)[:, None] * (xs * ys) + cells
-            return F.embedding(rows, table).view(n, 9 * c)  # [N, 9, C] -> [N, 9C]
+            return gather_rows(table, rows).view(n, 9 * c)  # [N, 9, C] -> [N, 9C]
         t_float = coords[:, 0] * (ts - 1)
         lo = t_float.floor().long().clamp(0, ts - 1)
         hi = (lo + 1).clamp(max=ts - 1)
         w = (t_float - lo).clamp(0, 1)[:, None]  # [N, 1]
-        before = F.embedding(lo[:, None] * (xs * ys) + cells, table).view(n, 9 * c)
-        after = F.embedding(hi[:, None] * (xs * ys) + cells, table).view(n, 9 * c)
+        before = gather_rows(table, lo[:, None] * (xs * ys) + cells).view(n, 9 * c)
+        after = gather_rows(table, hi[:, None] * (xs * ys) + cells).view(n, 9 * c)
         return before + w * (after - before)
 
 

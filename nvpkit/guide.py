@@ -336,6 +336,10 @@ def bd_metrics(anchor: list[dict], test: list[dict], min_overlap: float = 0.5,
     a, t = curve(anchor), curve(test)
     if len(a) < 3 or len(t) < 3:
         return {"bd_rate": None, "bd_psnr": None, "notes": ["needs three or more distinct rates per curve"]}
+    for name, rows in (("anchor", a), ("test", t)):
+        if any(q["psnr"] <= p["psnr"] for p, q in zip(rows, rows[1:])):
+            return {"bd_rate": None, "bd_psnr": None,
+                    "notes": [f"the {name} curve's PSNR does not rise with rate: no BD metrics"]}
     pa, pt = [r["psnr"] for r in a], [r["psnr"] for r in t]
     la, lt = [math.log(r["bpp"]) for r in a], [math.log(r["bpp"]) for r in t]
     method = "akima" if min(len(a), len(t)) >= 4 else "pchip"
@@ -358,8 +362,8 @@ def bd_metrics(anchor: list[dict], test: list[dict], min_overlap: float = 0.5,
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 value = float(measure(*args, method=method, require_matching_points=False, min_overlap=0))
-        except ValueError as err:  # PSNR not strictly increasing with rate
-            out["notes"].append(f"{key}: not computed, the curve is not monotone ({err})")
+        except (ValueError, AssertionError) as err:  # the package's own checks on the curves
+            out["notes"].append(f"{key}: not computed ({err or type(err).__name__})")
             continue
         if math.isfinite(value):
             out[key] = value

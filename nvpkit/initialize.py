@@ -25,12 +25,14 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ._files import atomic_path
 from ._runs import check_out_dir, git_commit
 from .compress import make_compressor
 from .compress.tucker import Tucker, tucker, tucker_to_tensor
 from .data import Video, load_video
+from .grids import SparseGrid3D
 from .guide import ExperimentConfig
 from .model import NVP
 from .render import evaluate
@@ -90,8 +92,14 @@ def tucker_init(model: NVP, video: Video, ranks: tuple[int | float, ...] = (0.8,
                     image = F.interpolate(plane[None], size=(r, r), mode="bilinear", align_corners=True)[0]
                     features = image[torch.arange(g.config.n_features_per_level) % len(image)]  # [F, R, R]
                     g.level(level).copy_(_standardise(features, scale).permute(1, 2, 0))  # [R, R, F]
-    return {name: (g.table if name != "sparse" else g.embeddings).detach().clone()
-            for name, g in model.grids().items()}
+    return {name: _flat(g).detach().clone() for name, g in model.grids().items()}
+
+
+def _flat(grid: nn.Module) -> torch.Tensor:
+    """All of a grid's values as one vector (a view for the sparse grid, a copy of the levels else)."""
+    if isinstance(grid, SparseGrid3D):
+        return grid.embeddings.flatten()
+    return torch.cat([level.flatten() for level in grid.levels])
 
 
 class PullToInit:
@@ -116,8 +124,7 @@ class PullToInit:
 
     def __call__(self, model: NVP, step: int) -> torch.Tensor:
         grids = model.grids()
-        total = sum(((grids[n].table if n != "sparse" else grids[n].embeddings) - self.init[n]).square().mean()
-                    for n in self.grids)
+        total = sum((_flat(grids[n]) - self.init[n]).square().mean() for n in self.grids)
         return self.weight(step) * total
 
 

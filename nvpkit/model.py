@@ -13,9 +13,9 @@ import math
 import os
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from ._kernels import linear_t, sine_modulate
 from .config import NVPConfig, count_parameters, load_config
 from .grids import DenseGrid2D, SparseGrid3D
 
@@ -39,9 +39,13 @@ class SirenLayer(nn.Linear):
         return y if self.w0 is None else torch.sin(self.w0 * y)
 
 
+_SLOPE = 0.01  # LeakyReLU's default negative slope, as published
+
+
 class Modulator(nn.Module):
     """LeakyReLU MLP over the latent ``z``; layer ``k > 0`` sees ``[h_{k-1}, z]`` (skip-concatenated
-    latent). Returns one ``[N, hidden]`` modulation per SIREN hidden layer."""
+    latent). Feature-major like the decoder: ``z_t [latent, N]`` -> one ``[hidden, N]`` modulation
+    per SIREN hidden layer."""
 
     def __init__(self, latent: int, hidden: int, layers: int):
         super().__init__()
@@ -49,17 +53,21 @@ class Modulator(nn.Module):
         for layer in self.layers:
             nn.init.kaiming_normal_(layer.weight, a=0.0, nonlinearity="relu", mode="fan_in")
 
-    def forward(self, z: torch.Tensor) -> list[torch.Tensor]:
-        h = F.leaky_relu(self.layers[0](z))
+    def forward(self, z_t: torch.Tensor) -> list[torch.Tensor]:
+        first = self.layers[0]
+        h = linear_t(z_t, first.weight, first.bias, leaky_slope=_SLOPE)  # [hidden, N]
         mods = [h]
         for layer in self.layers[1:]:
-            h = F.leaky_relu(layer(torch.cat((h, z), dim=1)))  # [N, hidden + latent] -> [N, hidden]
+            h = linear_t(torch.cat((h, z_t)), layer.weight, layer.bias, leaky_slope=_SLOPE)  # [hidden + latent, N]
             mods.append(h)
         return mods
 
 
 class ModulatedSiren(nn.Module):
-    """SIREN over the time step whose hidden layers are multiplied by the modulator's outputs."""
+    """SIREN over the time step whose hidden layers are multiplied by the modulator's outputs.
+
+    Activations are feature-major (one column per sample), the layout in which every matrix
+    product of the step runs without a transpose copy (``_kernels.linear_t``)."""
 
     def __init__(self, latent: int, hidden: int, layers: int, w0_initial: float = 30.0, out_features: int = 3):
         super().__init__()
@@ -70,10 +78,12 @@ class ModulatedSiren(nn.Module):
         self.last = SirenLayer(hidden, out_features, None)
 
     def forward(self, steps: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
-        h = steps[:, None]  # [N] -> [N, 1]
-        for layer, mod in zip(self.layers, self.modulator(latent)):
-            h = layer(h) * mod
-        return self.last(h)
+        """RGB ``[N, 3]`` from time steps ``[N]`` and the latent ``[N, latent]`` (read fastest when
+        its storage is feature-major, as ``NVP.latent`` returns it)."""
+        h = steps[None, :]  # [N] -> [1, N]
+        for layer, mod in zip(self.layers, self.modulator(latent.t())):
+            h = sine_modulate(linear_t(h, layer.weight, layer.bias), mod, layer.w0)  # sin(w0 * layer(h)) * mod
+        return linear_t(h, self.last.weight, self.last.bias).t()  # [3, N] -> [N, 3]
 
 
 def _check_host_memory(config: NVPConfig) -> None:
@@ -110,10 +120,9 @@ class NVP(nn.Module):
     def latent(self, coords: torch.Tensor, interpolate_time: bool = False) -> torch.Tensor:
         """Positional features ``[N, latent_features]`` of points ``coords [N, 3] = (t, x, y)``."""
         t, x, y = coords[:, 0:1], coords[:, 1:2], coords[:, 2:3]
-        return torch.cat((self.xy(torch.cat((x, y), 1)),
-                          self.yt(torch.cat((t, y), 1)),
-                          self.xt(torch.cat((t, x), 1)),
-                          self.sparse(coords, interpolate_time)), dim=1)
+        parts = (self.xy(torch.cat((x, y), 1)), self.yt(torch.cat((t, y), 1)), self.xt(torch.cat((t, x), 1)),
+                 self.sparse(coords, interpolate_time))
+        return torch.cat([p.t() for p in parts]).t()  # [latent, N] storage, feature-major for the decoder
 
     def forward(self, coords: torch.Tensor, steps: torch.Tensor, interpolate_time: bool = False) -> torch.Tensor:
         """RGB in [-1, 1] scale, ``[N, 3]``, at ``coords [N, 3]`` and SIREN time steps ``steps [N]``."""

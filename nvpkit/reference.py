@@ -2,13 +2,11 @@
 fast path is tested against and benchmarked with.
 
 It is what one writes when replacing tiny-cuda-nn line by line: one ``F.grid_sample`` per
-grid level, the sparse grid's nine neighbour gathers concatenated, batches drawn on the
-host and copied over, and an unfused AdamW. It shares the decoder module with ``NVP``
-and copies an ``NVP``'s parameters, so both compute the same function.
+grid level, the sparse grid's nine neighbour gathers concatenated, the decoder from
+``nn.Linear`` layers, batches drawn on the host and copied over, and an unfused AdamW.
+It copies an ``NVP``'s parameters, so both compute the same function.
 """
 from __future__ import annotations
-
-import copy
 
 import torch
 import torch.nn.functional as F
@@ -26,8 +24,7 @@ class _PortPlanes(nn.Module):
         super().__init__()
         self.scales = grid.config.level_scales()
         self.levels = nn.ParameterList(
-            nn.Parameter(grid.level(level).detach().permute(2, 0, 1)[None].clone())  # [R, R, F] -> [1, F, R, R]
-            for level in range(grid.config.n_levels))
+            nn.Parameter(level.detach()[None].clone()) for level in grid.levels)  # [F, R, R] -> [1, F, R, R]
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         out = []
@@ -58,6 +55,30 @@ class _PortSparse(nn.Module):
         return torch.cat(feats, 1)
 
 
+class _PortDecoder(nn.Module):
+    """The modulated SIREN in plain layers: ``sin(w0 * linear(h)) * leaky_relu(linear([m, z]))``."""
+
+    def __init__(self, decoder: nn.Module):
+        super().__init__()
+        self.modulator = nn.ModuleList(_copy_linear(layer) for layer in decoder.modulator.layers)
+        self.siren = nn.ModuleList(_copy_linear(layer) for layer in decoder.layers)
+        self.w0 = [layer.w0 for layer in decoder.layers]
+        self.last = _copy_linear(decoder.last)
+
+    def forward(self, steps: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        h, m = steps[:, None], None
+        for k, (siren, modulator) in enumerate(zip(self.siren, self.modulator)):
+            m = F.leaky_relu(modulator(z if k == 0 else torch.cat((m, z), 1)))
+            h = torch.sin(self.w0[k] * siren(h)) * m
+        return self.last(h)
+
+
+def _copy_linear(layer: nn.Linear) -> nn.Linear:
+    out = nn.Linear(layer.in_features, layer.out_features)
+    out.load_state_dict({"weight": layer.weight.detach(), "bias": layer.bias.detach()})
+    return out
+
+
 class PortNVP(nn.Module):
     """The published NVP step written plainly; built from (and equal to) an ``NVP``."""
 
@@ -65,7 +86,7 @@ class PortNVP(nn.Module):
         super().__init__()
         self.xy, self.xt, self.yt = _PortPlanes(model.xy), _PortPlanes(model.xt), _PortPlanes(model.yt)
         self.sparse = _PortSparse(model.sparse)
-        self.decoder = copy.deepcopy(model.decoder)
+        self.decoder = _PortDecoder(model.decoder)
 
     def forward(self, coords: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
         t, x, y = coords[:, 0:1], coords[:, 1:2], coords[:, 2:3]

@@ -28,11 +28,13 @@ def dense_reference(grid: DenseGrid2D, coords: torch.Tensor) -> torch.Tensor:
     return torch.stack(out)
 
 
-@pytest.fixture
-def dense() -> DenseGrid2D:
+@pytest.fixture(params=["sample", "gather"])
+def dense(request) -> DenseGrid2D:
     grid = DenseGrid2D(GridConfig(n_levels=4, n_features_per_level=3, base_resolution=4, per_level_scale=1.6))
+    grid.lookup = request.param
     with torch.no_grad():
-        grid.table.normal_()
+        for level in grid.levels:
+            level.normal_()
     return grid
 
 
@@ -53,10 +55,29 @@ def test_dense_grid_gradient_matches_direct_computation(dense):
     coords = torch.rand(40, 2)
     upstream = torch.randn(40, 12)
     (dense(coords) * upstream).sum().backward()
-    fast = dense.table.grad.clone()
-    dense.table.grad = None
+    fast = [level.grad.clone() for level in dense.levels]
+    dense.zero_grad(set_to_none=True)
     (dense_reference(dense, coords) * upstream.double()).sum().backward()
-    torch.testing.assert_close(fast.double(), dense.table.grad.double(), rtol=1e-5, atol=1e-5)
+    for got, level in zip(fast, dense.levels):
+        assert got.shape == level.shape
+        torch.testing.assert_close(got.double(), level.grad.double(), rtol=1e-5, atol=1e-5)
+
+
+def test_dense_grid_lookups_agree_under_fake_quantization(dense):
+    coords = torch.rand(100, 2)
+    dense.fake_quant_bits = 3
+    other = "gather" if dense.lookup == "sample" else "sample"
+    out = dense(coords)
+    dense.lookup = other
+    torch.testing.assert_close(out, dense(coords))
+    dense.fake_quant_bits = None
+    assert (dense(coords) - out).abs().max() > 1e-3  # 3 bits visibly change the lookups
+
+
+def test_dense_grid_rejects_unknown_lookup(dense):
+    dense.lookup = "fast"
+    with pytest.raises(ValueError, match="lookup must be one of"):
+        dense(torch.rand(3, 2))
 
 
 def test_dense_grid_interpolates_vertices_exactly(dense):

@@ -63,12 +63,11 @@ def test_straight_through_mode(tiny_video):
     coords, steps, target = trainer.sampler(256)
     trainer.model.zero_grad()
     torch.nn.functional.mse_loss(trainer.model(coords, steps), target).backward()
-    assert trainer.model.xy.table.grad.abs().sum() > 0
-    table = trainer.model.xy.lookup_table()
-    level0 = table[:trainer.model.xy._level_bounds[1], 0]
-    assert len(torch.unique(level0)) <= 256
+    assert all(level.grad.abs().sum() > 0 for level in trainer.model.xy.levels)
+    level0 = trainer.model.xy.lookup_levels()[0]  # [F, R, R]
+    assert len(torch.unique(level0[0])) <= 256
     guidance.detach(trainer)
-    assert trainer.model.xy.lookup_table() is trainer.model.xy.table
+    assert trainer.model.xy.lookup_levels()[0] is trainer.model.xy.levels[0]
 
 
 def test_fake_quantize_levels_and_straight_through_gradient():
@@ -123,6 +122,9 @@ def test_bd_metrics():
     result = nvpkit.bd_metrics(steep, [{**r, "psnr": r["psnr"] + 1} for r in steep])
     assert result["bd_psnr"] is None and "span" in result["notes"][-1]
     assert "BD-rate" in nvpkit.format_table([], result) and "no BD-PSNR" in nvpkit.format_table([], result)
+    dips = [{"bpp": b, "psnr": p} for b, p in [(1, 30), (2, 29), (3, 35)]]  # a curve that falls with rate
+    result = nvpkit.bd_metrics(anchor, dips)
+    assert result["bd_rate"] is None and result["bd_psnr"] is None and "does not rise" in result["notes"][0]
 
 
 def test_experiment_caches_the_baseline_and_guards_out_dir(tmp_path, capsys):

@@ -26,14 +26,14 @@ def model_for(video, sparse=None):
 def test_init_has_the_grid_shapes_and_finite_values(mapping):
     video = smooth_video()
     model = model_for(video)
-    before = model.xy.table.detach().clone()
+    before = model.xy.levels[0].detach().clone()
     init = tucker_init(model, video, mapping=mapping, scale=0.1)
     for name, grid in model.grids().items():
-        values = grid.table if name != "sparse" else grid.embeddings
-        assert init[name].shape == values.shape and torch.isfinite(init[name]).all()
-        assert torch.equal(init[name], values.detach())
+        values = [grid.embeddings] if name == "sparse" else list(grid.levels)
+        assert init[name].shape == (sum(v.numel() for v in values),) and torch.isfinite(init[name]).all()
+        assert torch.equal(init[name], torch.cat([v.detach().flatten() for v in values]))
     assert model.sparse.embeddings.std().item() == pytest.approx(0.1, rel=0.05)
-    assert torch.equal(model.xy.table, before) == (mapping == "sparse")
+    assert torch.equal(model.xy.levels[0], before) == (mapping == "sparse")
 
 
 def test_full_rank_init_reconstructs_the_video_through_the_sparse_grid():
@@ -59,7 +59,8 @@ def test_pull_is_zero_at_init_and_has_the_expected_gradient():
     n = model.sparse.embeddings.numel()
     expected = torch.full_like(model.sparse.embeddings, 2 * 0.5 * 0.01 / n)
     torch.testing.assert_close(model.sparse.embeddings.grad, expected)
-    assert model.xy.table.grad.abs().max() == 0 and model.xt.table.grad is None
+    assert all(level.grad.abs().max() == 0 for level in model.xy.levels)
+    assert all(level.grad is None for level in model.xt.levels)
     decaying = PullToInit(init, lam=0.5, decay_steps=100)
     assert decaying.weight(0) == 0.5 and decaying.weight(50) == pytest.approx(0.25) and decaying.weight(100) == 0
 

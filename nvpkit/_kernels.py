@@ -1,0 +1,202 @@
+"""Fast paths of the training step: autograd Functions that ``model.py`` and ``grids.py`` call.
+
+Each computes exactly what its plain PyTorch counterpart computes (tests compare them) but
+with fewer passes over memory or a faster library kernel:
+
+- ``linear_t``: a linear layer on feature-major activations ``[features, N]``; on the CPU its
+  float32 products go through oneDNN, which uses AVX-512 where the MKL that ``torch.mm``
+  calls may not (2x on AMD EPYC), and the layout spares every transpose copy.
+- ``sine_modulate``: ``sin(w0 * pre) * mod`` with a hand-written backward (5 passes, not 8).
+- ``sample_levels``: bilinear lookups in a list of 2D levels with ``grid_sample``'s kernels;
+  on the CPU these run single-threaded for one image, so the levels are spread over threads
+  (1.5-1.7x on 2 cores).
+- ``gather_levels``: the same lookups as one weighted gather over all levels (one kernel, the
+  CUDA path), with an ``index_add_`` backward.
+- ``gather_rows``: row gather whose backward is one ``index_add_`` (the CPU's embedding
+  backward sorts).
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import torch
+import torch.nn.functional as F
+from torch.autograd import Function
+
+
+def _onednn_linear():
+    """oneDNN's fused linear op when this torch build has it and it runs, else None."""
+    op = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
+    if op is None:
+        return None
+    try:
+        x, w = torch.ones(2, 3), torch.ones(4, 3)
+        ok = torch.equal(op(x, w, None, "none", [], ""), F.linear(x, w))
+    except (RuntimeError, NotImplementedError):
+        return None
+    return op if ok else None
+
+
+_ONEDNN = _onednn_linear()
+
+
+def _mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a @ b.T``; ``a`` contiguous, ``b`` contiguous or transposed (oneDNN reads both in place;
+    other strides take its slow reference kernel, so they are copied first)."""
+    if _ONEDNN is not None and a.device.type == "cpu" and a.dtype == torch.float32:
+        if not (b.is_contiguous() or b.t().is_contiguous()):
+            b = b.contiguous()
+        return _ONEDNN(a, b, None, "none", [], "")
+    return a.mm(b.t())
+
+
+class _Linear(Function):
+    @staticmethod
+    def forward(ctx, x_t: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, slope: float | None):
+        y_t = _mm(weight, x_t.t()).add_(bias[:, None])  # [O, K] @ [K, N] -> [O, N]
+        if slope is not None:
+            F.leaky_relu_(y_t, slope)
+        ctx.save_for_backward(x_t, weight, y_t if slope is not None else None)
+        ctx.slope = slope
+        return y_t
+
+    @staticmethod
+    def backward(ctx, grad_t: torch.Tensor):
+        x_t, weight, y_t = ctx.saved_tensors
+        if ctx.slope is not None:  # LeakyReLU's output has its input's sign
+            grad_t = torch.ops.aten.leaky_relu_backward(grad_t, y_t, ctx.slope, True)
+        grad_t = grad_t.contiguous()
+        grad_x = _mm(weight.t().contiguous(), grad_t.t()) if ctx.needs_input_grad[0] else None  # [K, O] @ [O, N]
+        grad_w = _mm(grad_t, x_t) if ctx.needs_input_grad[1] else None  # [O, N] @ [N, K]
+        return grad_x, grad_w, grad_t.sum(1), None
+
+
+def linear_t(x_t: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, leaky_slope: float | None = None
+             ) -> torch.Tensor:
+    """``F.linear`` in feature-major layout: ``x_t [K, N] -> [O, N]`` (then LeakyReLU with
+    ``leaky_slope``). In this layout all three products of forward and backward run without
+    copies: about 2.3x the samples/s of row-major ``F.linear`` on 2 AMD EPYC cores."""
+    return _Linear.apply(x_t, weight, bias, leaky_slope)
+
+
+class _SineModulate(Function):
+    @staticmethod
+    def forward(ctx, pre: torch.Tensor, mod: torch.Tensor, w0: float):
+        arg = pre * w0 if w0 != 1.0 else pre
+        s = torch.sin(arg)
+        ctx.save_for_backward(arg, s, mod)
+        ctx.w0 = w0
+        return s * mod
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        arg, s, mod = ctx.saved_tensors
+        grad_pre = grad * mod
+        grad_pre.mul_(torch.cos(arg))
+        if ctx.w0 != 1.0:
+            grad_pre.mul_(ctx.w0)
+        return grad_pre, grad * s, None
+
+
+def sine_modulate(pre: torch.Tensor, mod: torch.Tensor, w0: float) -> torch.Tensor:
+    """``torch.sin(w0 * pre) * mod``."""
+    return _SineModulate.apply(pre, mod, w0)
+
+
+_pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
+
+
+def _map(fn, items: list, device: torch.device) -> list:
+    """``[fn(i) for i in items]`` without autograd, spread over torch's CPU thread count on the CPU
+    (torch ops drop the GIL); one pool per process and size, so a forked worker makes its own."""
+    threads = torch.get_num_threads()
+    if device.type != "cpu" or threads < 2 or len(items) < 2:
+        return [fn(i) for i in items]
+    key = (os.getpid(), threads)
+    if key not in _pools:
+        _pools[key] = ThreadPoolExecutor(threads, thread_name_prefix="nvpkit")
+
+    def run(item):
+        with torch.no_grad():  # grad mode is per thread; the caller (an autograd Function) has it off
+            return fn(item)
+
+    return list(_pools[key].map(run, items))
+
+
+class _SampleLevels(Function):
+    @staticmethod
+    def forward(ctx, grid: torch.Tensor, *levels: torch.Tensor):
+        ctx.save_for_backward(grid, *levels)
+        out = _map(lambda i: torch.ops.aten.grid_sampler_2d(levels[i][None], grid[i], 0, 1, True),  # [1, F, N, 1]
+                   list(range(len(levels))), grid.device)
+        return torch.cat(out, 1)[0, :, :, 0].t()  # [1, L*F, N, 1] -> [N, L*F]
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        grid, *levels = ctx.saved_tensors
+        features = levels[0].shape[0]
+        grad = grad.t().contiguous()  # [L*F, N]
+
+        def level_grad(i: int) -> torch.Tensor:
+            upstream = grad[i * features:(i + 1) * features, :, None][None]  # [F, N] -> [1, F, N, 1]
+            return torch.ops.aten.grid_sampler_2d_backward(upstream, levels[i][None], grid[i], 0, 1, True,
+                                                           [True, False])[0][0]  # [F, R, R]
+
+        order = sorted(range(len(levels)), key=lambda i: -levels[i].numel())  # largest first: balanced threads
+        grads = dict(zip(order, _map(level_grad, order, grad.device)))
+        return (None, *(grads[i] for i in range(len(levels))))
+
+
+def sample_levels(levels: list[torch.Tensor], grid: torch.Tensor) -> torch.Tensor:
+    """Bilinear, border-clamped, corner-aligned lookups: level ``i`` (``[F, R_i, R_i]``) at
+    ``grid[i]`` (``[1, N, 1, 2]`` in [-1, 1], ``grid_sample``'s convention); ``[N, L * F]``."""
+    return _SampleLevels.apply(grid, *levels)
+
+
+class _GatherLevels(Function):
+    @staticmethod
+    def forward(ctx, index: torch.Tensor, weight: torch.Tensor, *levels: torch.Tensor):
+        table = torch.cat([lv.permute(1, 2, 0).reshape(-1, lv.shape[0]) for lv in levels])  # [sum R*R, F]
+        ctx.save_for_backward(index, weight)
+        ctx.shapes = [lv.shape for lv in levels]
+        return F.embedding_bag(index, table, per_sample_weights=weight, mode="sum")  # [M, F]
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        index, weight = ctx.saved_tensors
+        features = grad.shape[1]
+        contrib = (grad[:, None, :] * weight[..., None]).reshape(-1, features)  # [M*K, F]
+        rows = sum(r * c for _, r, c in ctx.shapes)
+        table = grad.new_zeros(rows, features).index_add_(0, index.reshape(-1), contrib)
+        grads, start = [], 0
+        for f, r, c in ctx.shapes:
+            grads.append(table[start:start + r * c].view(r, c, f).permute(2, 0, 1).contiguous())  # -> [F, R, R]
+            start += r * c
+        return (None, None, *grads)
+
+
+def gather_levels(levels: list[torch.Tensor], index: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``out[m] = sum_k weight[m, k] * table[index[m, k]]`` over the table of all levels' vertices
+    (level ``i``'s vertex ``(r, c)`` is row ``offset_i + r * R_i + c``); ``[M, F]``."""
+    return _GatherLevels.apply(index, weight, *levels)
+
+
+class _GatherRows(Function):
+    @staticmethod
+    def forward(ctx, table: torch.Tensor, rows: torch.Tensor):
+        ctx.save_for_backward(rows)
+        ctx.shape = table.shape
+        return table[rows]  # [*rows.shape, C]
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (rows,) = ctx.saved_tensors
+        channels = ctx.shape[-1]
+        table = grad.new_zeros(ctx.shape[0], channels).index_add_(0, rows.reshape(-1), grad.reshape(-1, channels))
+        return table, None
+
+
+def gather_rows(table: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``table[rows]`` for a 2D ``table``."""
+    return _GatherRows.apply(table, rows)
