@@ -23,7 +23,7 @@ from torch import nn
 from ._kernels import gather_levels, gather_rows, sample_levels
 from .config import GridConfig, SparseGridConfig
 
-__all__ = ["DenseGrid2D", "SparseGrid3D", "fake_quantize"]
+__all__ = ["DenseGrid2D", "SparseGrid3D", "fake_quantize", "lookup_planes"]
 
 LOOKUPS = ("auto", "sample", "gather")
 
@@ -82,17 +82,41 @@ class DenseGrid2D(nn.Module):
         weight = torch.stack(((1 - w0) * (1 - w1), w0 * (1 - w1), (1 - w0) * w1, w0 * w1), -1)
         return index, weight
 
-    def forward(self, coords: torch.Tensor) -> torch.Tensor:
+    def uses_gather(self, device: torch.device) -> bool:
+        """Whether lookups on ``device`` take the one-gather path (else ``grid_sample`` per level)."""
         if self.lookup not in LOOKUPS:
             raise ValueError(f"DenseGrid2D.lookup must be one of {LOOKUPS}, got {self.lookup!r}")
-        levels = self.lookup_levels()
-        n, count, features = coords.shape[0], len(levels), self.config.n_features_per_level
-        if self.lookup == "gather" or (self.lookup == "auto" and coords.device.type == "cuda"):
-            index, weight = self.corners(coords)
-            out = gather_levels(levels, index.view(n * count, 4), weight.view(n * count, 4))  # [N*L, F]
-            return out.view(n, count * features)  # [N*L, F] -> [N, L*F]
+        return self.lookup == "gather" or (self.lookup == "auto" and device.type == "cuda")
+
+    def sample_grid(self, coords: torch.Tensor) -> torch.Tensor:
+        """``grid_sample`` grids of ``coords [N, 2]`` at every level: ``[L, 1, N, 1, 2]`` in [-1, 1]."""
         grid = torch.addcmul(self.grid_shift[:, None, None], coords[None], self.grid_scale[:, None, None])  # [L, N, 2]
-        return sample_levels(levels, grid.view(count, 1, n, 1, 2))  # one [1, N, 1, 2] grid per level
+        return grid.view(len(self.levels), 1, coords.shape[0], 1, 2)
+
+    def forward(self, coords: torch.Tensor) -> torch.Tensor:
+        return lookup_planes([(self, coords)])[0]
+
+
+def lookup_planes(lookups: list[tuple[DenseGrid2D, torch.Tensor]]) -> list[torch.Tensor]:
+    """Features ``[N, L * F]`` of each ``(grid, coords [N, 2])``. The ``grid_sample`` lookups of all
+    the pairs go through one call, so its threads balance over the levels of every plane."""
+    out: list[torch.Tensor | None] = [None] * len(lookups)
+    sampled = []
+    for i, (grid, coords) in enumerate(lookups):
+        if grid.uses_gather(coords.device):
+            index, weight = grid.corners(coords)
+            n, count = index.shape[:2]
+            features = gather_levels(grid.lookup_levels(), index.view(n * count, 4), weight.view(n * count, 4))
+            out[i] = features.view(n, -1)  # [N*L, F] -> [N, L*F]
+        else:
+            sampled.append(i)
+    if sampled:
+        levels = [level for i in sampled for level in lookups[i][0].lookup_levels()]
+        grid = torch.cat([lookups[i][0].sample_grid(lookups[i][1]) for i in sampled])  # [sum L, 1, N, 1, 2]
+        widths = [lookups[i][0].config.n_levels * lookups[i][0].config.n_features_per_level for i in sampled]
+        for i, features in zip(sampled, sample_levels(levels, grid).split(widths, 1)):
+            out[i] = features
+    return out
 
 
 # 3x3 neighbourhood in (x, y), x-major as in the published code.

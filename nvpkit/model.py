@@ -15,9 +15,9 @@ import os
 import torch
 from torch import nn
 
-from ._kernels import linear_t, sine_modulate
+from ._kernels import linear_t, sine_modulate, with_ones
 from .config import NVPConfig, count_parameters, load_config
-from .grids import DenseGrid2D, SparseGrid3D
+from .grids import DenseGrid2D, SparseGrid3D, lookup_planes
 
 __all__ = ["NVP", "ModulatedSiren"]
 
@@ -54,11 +54,12 @@ class Modulator(nn.Module):
             nn.init.kaiming_normal_(layer.weight, a=0.0, nonlinearity="relu", mode="fan_in")
 
     def forward(self, z_t: torch.Tensor) -> list[torch.Tensor]:
+        z_t = with_ones(z_t)  # [latent + 1, N]: the ones row carries each layer's bias
         first = self.layers[0]
         h = linear_t(z_t, first.weight, first.bias, leaky_slope=_SLOPE)  # [hidden, N]
         mods = [h]
         for layer in self.layers[1:]:
-            h = linear_t(torch.cat((h, z_t)), layer.weight, layer.bias, leaky_slope=_SLOPE)  # [hidden + latent, N]
+            h = linear_t(torch.cat((h, z_t)), layer.weight, layer.bias, leaky_slope=_SLOPE)  # [hidden + latent + 1, N]
             mods.append(h)
         return mods
 
@@ -66,8 +67,9 @@ class Modulator(nn.Module):
 class ModulatedSiren(nn.Module):
     """SIREN over the time step whose hidden layers are multiplied by the modulator's outputs.
 
-    Activations are feature-major (one column per sample), the layout in which every matrix
-    product of the step runs without a transpose copy (``_kernels.linear_t``)."""
+    Activations are feature-major (one column per sample) with a trailing ones row that carries
+    the next layer's bias, the layout in which every product of the step runs without a copy
+    (``_kernels.linear_t``)."""
 
     def __init__(self, latent: int, hidden: int, layers: int, w0_initial: float = 30.0, out_features: int = 3):
         super().__init__()
@@ -80,9 +82,9 @@ class ModulatedSiren(nn.Module):
     def forward(self, steps: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
         """RGB ``[N, 3]`` from time steps ``[N]`` and the latent ``[N, latent]`` (read fastest when
         its storage is feature-major, as ``NVP.latent`` returns it)."""
-        h = steps[None, :]  # [N] -> [1, N]
+        h = with_ones(steps[None, :])  # [N] -> [2, N]: the step and the ones row for the bias
         for layer, mod in zip(self.layers, self.modulator(latent.t())):
-            h = sine_modulate(linear_t(h, layer.weight, layer.bias), mod, layer.w0)  # sin(w0 * layer(h)) * mod
+            h = sine_modulate(linear_t(h, layer.weight, layer.bias, scale=layer.w0), mod)  # [sin(w0 * layer(h)) * mod; 1]
         return linear_t(h, self.last.weight, self.last.bias).t()  # [3, N] -> [N, 3]
 
 
@@ -120,8 +122,9 @@ class NVP(nn.Module):
     def latent(self, coords: torch.Tensor, interpolate_time: bool = False) -> torch.Tensor:
         """Positional features ``[N, latent_features]`` of points ``coords [N, 3] = (t, x, y)``."""
         t, x, y = coords[:, 0:1], coords[:, 1:2], coords[:, 2:3]
-        parts = (self.xy(torch.cat((x, y), 1)), self.yt(torch.cat((t, y), 1)), self.xt(torch.cat((t, x), 1)),
-                 self.sparse(coords, interpolate_time))
+        planes = lookup_planes([(self.xy, torch.cat((x, y), 1)), (self.yt, torch.cat((t, y), 1)),
+                                (self.xt, torch.cat((t, x), 1))])  # one threaded call for all levels
+        parts = (*planes, self.sparse(coords, interpolate_time))
         return torch.cat([p.t() for p in parts]).t()  # [latent, N] storage, feature-major for the decoder
 
     def forward(self, coords: torch.Tensor, steps: torch.Tensor, interpolate_time: bool = False) -> torch.Tensor:

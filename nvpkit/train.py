@@ -32,7 +32,6 @@ __all__ = ["TrainConfig", "Trainer", "PixelSampler", "Checkpoint"]
 
 PUBLISHED_BATCH = 1_245_184
 CPU_BATCH = 2**14
-DECODER_CHUNK = 8192
 _FORMAT = "nvpkit.trainer/1"
 
 
@@ -176,10 +175,10 @@ class Trainer:
         returns the loss as a device tensor (no host sync)."""
         coords, steps, target = self.sampler(self.batch) if batch is None else batch
         try:
+            loss = F.mse_loss(self.model(coords, steps), target)
+            objective = loss if self.regularizer is None else loss + self.regularizer(self.model, self.step_count)
             self.optimizer.zero_grad(set_to_none=True)
-            loss = self._backward(coords, steps, target)
-            if self.regularizer is not None:
-                self.regularizer(self.model, self.step_count).backward()
+            objective.backward()
         except torch.OutOfMemoryError as err:
             raise torch.OutOfMemoryError(
                 f"out of memory at step {self.step_count + 1} with batch={self.batch:,}: lower TrainConfig.batch "
@@ -190,28 +189,6 @@ class Trainer:
         self._loss_sum += loss.detach()
         self._loss_steps += 1
         return loss.detach()
-
-    def _backward(self, coords: torch.Tensor, steps: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """The MSE and its gradients. On the CPU the decoder runs over the batch in chunks of
-        ``DECODER_CHUNK`` rows, so its activations stay in cache (1.2x faster on 2 cores);
-        the gradients are the same sums over the batch, in a different order."""
-        n = coords.shape[0]
-        if self.device.type == "cuda" or n <= DECODER_CHUNK:
-            loss = F.mse_loss(self.model(coords, steps), target)
-            loss.backward()
-            return loss.detach()
-        latent = self.model.latent(coords)  # [N, latent], feature-major storage
-        latent_t = latent.detach().t()  # [latent, N]
-        loss, grads = torch.zeros((), device=coords.device), []
-        for lo in range(0, n, DECODER_CHUNK):
-            z_t = latent_t[:, lo:lo + DECODER_CHUNK].contiguous().requires_grad_()  # [latent, n]
-            hi = lo + z_t.shape[1]
-            part = F.mse_loss(self.model.decoder(steps[lo:hi], z_t.t()), target[lo:hi], reduction="sum")
-            (part / target.numel()).backward()
-            loss += part.detach()
-            grads.append(z_t.grad)
-        latent.backward(torch.cat(grads, 1).t())
-        return loss / target.numel()
 
     @property
     def elapsed(self) -> float:

@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nvpkit._kernels import gather_rows, linear_t, sine_modulate
+from nvpkit._kernels import gather_rows, linear_t, sine_modulate, with_ones
 
 
 def grads(fn, *inputs):
@@ -22,29 +22,32 @@ def assert_same(fast, plain, *inputs, rtol=1e-5, atol=1e-5):
         torch.testing.assert_close(a.double(), b, rtol=rtol, atol=atol)
 
 
-@pytest.mark.parametrize("slope", [None, 0.01])
-def test_linear_t_matches_f_linear_transposed(slope):
+@pytest.mark.parametrize("slope, scale", [(None, 1.0), (0.01, 1.0), (None, 30.0)])
+def test_linear_t_matches_f_linear_transposed(slope, scale):
     x, w, b = torch.randn(40, 300), torch.randn(24, 40) / 6, torch.randn(24)  # x feature-major: [K, N]
 
     def plain(x, w, b):
-        y = F.linear(x.t(), w, b)
+        y = scale * F.linear(x.t(), w, b)
         return (y if slope is None else F.leaky_relu(y, slope)).t()
 
-    assert_same(lambda x, w, b: linear_t(x, w, b, leaky_slope=slope), plain, x, w, b, rtol=1e-4, atol=1e-4)
+    fast = lambda x, w, b: linear_t(with_ones(x), w, b, leaky_slope=slope, scale=scale)  # noqa: E731
+    assert_same(fast, plain, x, w, b, rtol=1e-4, atol=1e-4 * scale)
 
 
 def test_linear_t_reads_strided_inputs_and_single_features():
     x, w, b = torch.rand(300, 1), torch.randn(8, 1), torch.randn(8)
-    assert_same(lambda x, w, b: linear_t(x.t(), w, b), lambda x, w, b: F.linear(x, w, b).t(), x, w, b)
-    x = torch.randn(7, 100)[:, ::2]  # column-strided
-    assert_same(lambda x: linear_t(x, w.expand(8, 7).contiguous(), b), lambda x: F.linear(
-        x.t(), w.double().expand(8, 7), b.double()).t(), x)
+    assert_same(lambda x, w, b: linear_t(with_ones(x.t()), w, b), lambda x, w, b: F.linear(x, w, b).t(), x, w, b)
+    x, w = torch.randn(7, 100)[:, ::2], torch.randn(8, 7)  # column-strided
+    ones = torch.ones(1, 50)
+    assert_same(lambda x: linear_t(torch.cat((x, ones))[:, :], w, b),
+                lambda x: F.linear(x.t(), w.double(), b.double()).t(), x)
 
 
-@pytest.mark.parametrize("w0", [1.0, 30.0])
-def test_sine_modulate_matches_plain(w0):
-    pre, mod = torch.randn(200, 16) / 10, torch.randn(200, 16)
-    assert_same(lambda p, m: sine_modulate(p, m, w0), lambda p, m: torch.sin(w0 * p) * m, pre, mod, rtol=1e-4)
+def test_sine_modulate_matches_plain_and_appends_ones():
+    arg, mod = torch.randn(16, 200) * 3, torch.randn(16, 200)
+    out = sine_modulate(arg, mod)
+    assert out.shape == (17, 200) and torch.equal(out[-1], torch.ones(200))
+    assert_same(lambda a, m: sine_modulate(a, m)[:-1], lambda a, m: torch.sin(a) * m, arg, mod, rtol=1e-4)
 
 
 def test_gather_rows_matches_indexing_with_repeats():
