@@ -1,7 +1,7 @@
 """Pixel samples per second of the training step: nvpkit's fast path against the straightforward port.
 
     python benchmarks/train_step.py                       # CPU (and CUDA when present)
-    python benchmarks/train_step.py --batch 1245184       # the published batch (GPU)
+    python benchmarks/train_step.py --device cuda --full-size   # the published run's sizes (GPU)
 
 Model: NVP-S's decoder width (128 neurons, 3 layers) and published 2D grids (16 levels x 2
 features), sparse grid sized to the clip (``size_sparse_grid``). The port (``nvpkit.reference``)
@@ -9,7 +9,10 @@ samples each level with ``F.grid_sample``, concatenates nine sparse-grid gathers
 the host and steps an unfused AdamW. Both start from the same weights; the script first runs both
 on identical batches and prints the two loss curves, then times them alternately and prints the
 median step time, samples/s and the ratio, the fast step's cost split, peak memory, and the
-decoder's matmul floor on this machine.
+decoder's matmul floor on this machine, the time of the published 144,700-step schedule at the
+measured step time, and the seconds to render one 1080p frame. ``--full-size`` replaces the clip
+by a synthetic 600-frame 1080p video (content does not change the speed) and uses the published
+batch, so the schedule estimate is the published run's.
 """
 from __future__ import annotations
 
@@ -18,11 +21,16 @@ import resource
 import statistics
 import time
 
+import numpy as np
 import torch
 
 import nvpkit
 from nvpkit import _kernels
 from nvpkit.reference import PortNVP, port_batch, port_update
+from nvpkit.train import PUBLISHED_BATCH
+
+
+PUBLISHED_STEPS = 144_700
 
 
 def sync(device: torch.device) -> None:
@@ -92,6 +100,7 @@ def run(device: torch.device, video: nvpkit.Video, batch: int, repeat: int, roun
     print(f"port step {port_s * 1e3:8.1f} ms  {batch / port_s:12,.0f} samples/s")
     ratios = sorted(p / f for f, p in zip(fast_times, port_times))
     print(f"ratio fast / port: {port_s / fast_s:.2f}x  (per round {ratios[0]:.2f}x to {ratios[-1]:.2f}x)")
+    print(f"the published schedule, {PUBLISHED_STEPS:,} steps of this step: {PUBLISHED_STEPS * fast_s / 3600:.2f} h")
 
     model = trainer.model
     coords, steps, target = trainer.sampler(batch)
@@ -117,6 +126,10 @@ def run(device: torch.device, video: nvpkit.Video, batch: int, repeat: int, roun
     print("matmul rate at the decoder's shapes: " + ", ".join(f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in rates.items()))
     print(f"decoder floor at the best rate: {floor * 1e3:.1f} ms per step -> at most {batch / floor:,.0f} samples/s "
           f"from the decoder alone")
+    started = time.perf_counter()
+    next(nvpkit.render(trainer.model, video.num_frames, 1080, 1920))
+    sync(device)
+    print(f"full-frame inference of one 1080p frame: {time.perf_counter() - started:.2f} s (chunked, nvpkit.render)")
     if device.type == "cuda":
         print(f"peak CUDA memory: {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB")
     else:
@@ -132,8 +145,14 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="timed steps per round")
     parser.add_argument("--rounds", type=int, default=6, help="alternating rounds of the two variants")
     parser.add_argument("--device", default="all", help="cpu, cuda or all (default)")
+    parser.add_argument("--full-size", action="store_true", help="600 frames of 1080p, the published batch")
     args = parser.parse_args()
-    video = nvpkit.load_video("sample", args.frames, downscale=args.downscale)
+    if args.full_size:
+        frames = np.random.default_rng(0).integers(0, 256, (600, 1080, 1920, 3), dtype=np.uint8)
+        video = nvpkit.Video(frames, "synthetic 1080p")
+        args.batch = args.batch or PUBLISHED_BATCH
+    else:
+        video = nvpkit.load_video("sample", args.frames, downscale=args.downscale)
     devices = [torch.device("cpu")] if args.device in ("all", "cpu") else []
     if args.device in ("all", "cuda") and torch.cuda.is_available():
         devices.append(torch.device("cuda"))

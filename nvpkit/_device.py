@@ -1,7 +1,13 @@
-"""The one place that turns a device name into a ``torch.device``."""
+"""The one place that turns a device name into a ``torch.device`` and tunes the host for it."""
 from __future__ import annotations
 
+import ctypes
+import platform
+
 import torch
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_allocator_tuned = False
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -21,3 +27,20 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     elif dev.type != "cpu":
         raise ValueError(f"device={device!r}: nvpkit runs on 'cpu' or 'cuda'")
     return dev
+
+
+def keep_freed_memory() -> bool:
+    """Let glibc's malloc keep freed blocks up to 1 GiB instead of unmapping them. A training step
+    frees and re-allocates hundreds of MB of gradients; unmapped, they come back as fresh pages,
+    faulted in and zeroed every step (half the time of a full-size NVP-S step on 2 cores).
+    Process-wide, applied once (by ``Trainer`` on the CPU); a no-op where the C library is not
+    glibc. Returns whether the setting is in effect."""
+    global _allocator_tuned
+    if not _allocator_tuned and platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        try:
+            libc = ctypes.CDLL(None)
+            _allocator_tuned = bool(libc.mallopt(_M_MMAP_THRESHOLD, 2**30)
+                                    and libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+        except (OSError, AttributeError):
+            pass
+    return _allocator_tuned

@@ -84,7 +84,8 @@ class ModulatedSiren(nn.Module):
         its storage is feature-major, as ``NVP.latent`` returns it)."""
         h = with_ones(steps[None, :])  # [N] -> [2, N]: the step and the ones row for the bias
         for layer, mod in zip(self.layers, self.modulator(latent.t())):
-            h = sine_modulate(linear_t(h, layer.weight, layer.bias, scale=layer.w0), mod)  # [sin(w0 * layer(h)) * mod; 1]
+            pre = linear_t(h, layer.weight, layer.bias, scale=layer.w0)  # w0 * layer(h), [hidden, N]
+            h = sine_modulate(pre, mod)  # [sin(pre) * mod; 1]
         return linear_t(h, self.last.weight, self.last.bias).t()  # [3, N] -> [N, 3]
 
 

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ._device import resolve_device
+from ._device import keep_freed_memory, resolve_device
 from ._files import atomic_path
 from .config import NVPConfig, load_config, size_sparse_grid
 from .data import Video
@@ -137,6 +137,8 @@ class Trainer:
             if need > free:
                 raise ValueError(f"Trainer: the model needs {need / 2**30:.1f} GiB for parameters, gradients and "
                                  f"optimizer state, {free / 2**30:.1f} GiB free on {self.device}; use a smaller config")
+        if self.device.type == "cpu":
+            keep_freed_memory()
         self.model = model.to(self.device)
         self.batch = config.batch_for(self.device)
         self.sampler = PixelSampler(video, self.device, config.seed)

@@ -1,9 +1,11 @@
 import math
+import platform
 
 import pytest
 import torch
 
 import nvpkit
+from nvpkit._device import keep_freed_memory
 from nvpkit.train import PixelSampler
 
 
@@ -135,3 +137,8 @@ def test_cuda_training_matches_cpu_closely(tiny_video):
     gpu.train(progress=False)
     assert gpu.sampler.frames.is_cuda
     assert math.isclose(cpu.history["psnr"][-1], gpu.history["psnr"][-1], abs_tol=1.0)
+
+
+def test_cpu_trainer_keeps_freed_memory_on_glibc(tiny_video):
+    nvpkit.Trainer.from_config(tiny_video, "cpu_s", steps=2, batch=64, device="cpu")
+    assert keep_freed_memory() == (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
