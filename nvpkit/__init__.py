@@ -21,6 +21,7 @@ from .live import LivePlot
 from .metrics import ms_ssim, psnr
 from .model import NVP
 from .render import Evaluation, evaluate, render
+from .sweep import collect, format_sweep_table, parse_grid, save_figures, sweep, sweep_table
 from .train import TrainConfig, Trainer
 
 
@@ -31,5 +32,6 @@ __all__ = [
     "ArtifactError", "Compressed", "Compressor", "find_setting", "load_compressed", "make_compressor", "rd_figure",
     "rd_sweep", "save_compressed", "video_anchor", "GuideConfig", "Guidance", "PixelProbe", "bd_metrics",
     "format_table", "run_experiment", "LivePlot", "InitConfig", "PullToInit", "format_init_table",
-    "run_init_experiment", "steps_to_reach", "tucker_init",
+    "run_init_experiment", "steps_to_reach", "tucker_init", "sweep", "parse_grid", "collect", "sweep_table",
+    "format_sweep_table", "save_figures",
 ]

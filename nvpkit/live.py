@@ -110,7 +110,7 @@ def figure_png(fig: go.Figure, path: str | Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    axes_names = sorted({t.xaxis or "x" for t in fig.data}, key=lambda a: int(a[1:] or 1))
+    axes_names = sorted({t.xaxis or "x" for t in fig.data}, key=lambda a: int(a[1:] or 1)) or ["x"]
     plot, axes = plt.subplots(1, len(axes_names), figsize=(6 * len(axes_names), 4), squeeze=False)
     for trace in fig.data:
         if trace.x is None or not len(trace.x):
@@ -134,7 +134,14 @@ def figure_png(fig: go.Figure, path: str | Path) -> None:
         ax.set_xlabel(layout_x.title.text or "")
         ax.set_ylabel(layout_y.title.text or "")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if any(isinstance(v, str) for line in ax.lines for v in line.get_xdata()):
+            ax.tick_params(axis="x", labelrotation=20)  # categories: long labels
+            for label in ax.get_xticklabels():
+                label.set_horizontalalignment("right")
+        if ax.lines:
+            ax.legend(fontsize=8)
+        else:
+            ax.text(0.5, 0.5, "nothing measured", ha="center", va="center", transform=ax.transAxes)
     if fig.layout.title.text:
         plot.suptitle(fig.layout.title.text)
     plot.tight_layout()

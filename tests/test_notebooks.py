@@ -17,10 +17,13 @@ TINY = {
                            "device": "cpu", "log_every": 10, "sweep_ranks": "0.5,0.8", "anchor_crfs": "25,40"},
     "tucker_init.ipynb": {"num_frames": 4, "downscale": 8, "steps": 40, "batch": 512, "device": "cpu",
                           "log_every": 10, "psnr_level": 20.0},
+    "sweep.ipynb": {"num_frames": 4, "downscale": 8, "steps": 40, "periods": "10,20", "codecs": "hevc,h264",
+                    "batch": 512, "device": "cpu", "log_every": 10, "sweep_crfs": "15,30,45", "anchor_crfs": "25,40",
+                    "preset": "fast", "num_cpus": 2},
 }
 OUTPUTS = {"quickstart.ipynb": "reconstruction.mp4", "compress.ipynb": "model.nvp",
            "codec_guide.ipynb": "results.json", "tucker_guide.ipynb": "results.json",
-           "tucker_init.ipynb": "results.json"}
+           "tucker_init.ipynb": "results.json", "sweep.ipynb": "bd_rate.png"}
 
 
 def test_every_notebook_has_tiny_parameters():

@@ -1,0 +1,123 @@
+"""Sweeps on a local Ray cluster with 2 CPU workers, over a small notebook that runs in seconds."""
+import json
+
+import nbformat
+import pytest
+import ray
+
+import nvpkit
+from nvpkit.sweep import bd_by_video, collect, combinations, rd_by_video
+
+NOTEBOOK = [
+    ("parameters", 'x = 1\ny = 1\nfail = ""\nout_dir = "out"'),
+    ("", "import json, pathlib\nout = pathlib.Path(out_dir)\n"
+         "if fail == 'always' or (fail == 'once' and not (out / 'tried').exists()):\n"
+         "    (out / 'tried').touch()\n"
+         "    raise RuntimeError(f'asked to fail ({fail})')\n"
+         "(out / 'results.json').write_text(json.dumps({'config': {'x': x, 'y': y}, 'product': x * y}))"),
+]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def notebook(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    for tag, source in NOTEBOOK:
+        cell = nbformat.v4.new_code_cell(source)
+        if tag:
+            cell.metadata["tags"] = [tag]
+        nb.cells.append(cell)
+    path = tmp_path / "job.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def products(out_dir):
+    return sorted(r["results"]["product"] for r in collect(out_dir))
+
+
+def test_grid_completes_then_a_rerun_skips_it(cluster, notebook, tmp_path):
+    out = tmp_path / "sweep"
+    first = nvpkit.sweep(notebook, {"x": [2, 3], "y": [5, 7]}, out, progress=False)
+    assert len(first["done"]) == 4 and not first["failed"] and not first["skipped"]
+    assert products(out) == [10, 14, 15, 21]
+    record = json.loads((out / first["done"][0] / "sweep.json").read_text())
+    assert record["attempts"] == 1 and record["parameters"]["out_dir"] == str(out / first["done"][0])
+    assert (out / first["done"][0] / "notebook.ipynb").exists()
+    again = nvpkit.sweep(notebook, {"x": [2, 3], "y": [5, 7]}, out, progress=False)
+    assert sorted(again["skipped"]) == sorted(first["done"]) and not again["done"]
+    more = nvpkit.sweep(notebook, {"x": [2, 3], "y": [5, 11]}, out, progress=False)  # only the new values run
+    assert len(more["done"]) == 2 and len(more["skipped"]) == 2
+    assert products(out) == [10, 14, 15, 21, 22, 33]
+
+
+def test_a_failing_job_is_retried_once_and_reported_while_the_others_finish(cluster, notebook, tmp_path):
+    out = tmp_path / "sweep"
+    result = nvpkit.sweep(notebook, [{"x": 1, "fail": "always"}, {"x": 2, "fail": "once"}, {"x": 3}], out,
+                          progress=False)
+    assert len(result["failed"]) == 1 and len(result["done"]) == 2
+    failure = result["failed"][0]
+    assert failure["attempts"] == 2 and failure["parameters"]["fail"] == "always"
+    assert "asked to fail (always)" in failure["error"]
+    flaky = [r for r in collect(out) if r["parameters"].get("fail") == "once"]
+    assert json.loads((out / flaky[0]["name"] / "sweep.json").read_text())["attempts"] == 2
+    assert products(out) == [2, 3]
+
+
+def test_bad_arguments_are_named(notebook, tmp_path):
+    with pytest.raises(ValueError, match="no parameter 'z'.*'fail', 'out_dir', 'x', 'y'"):
+        nvpkit.sweep(notebook, {"z": [1]}, tmp_path)
+    with pytest.raises(ValueError, match=r"grid\['x'\] is empty"):
+        nvpkit.sweep(notebook, {"x": []}, tmp_path)
+    with pytest.raises(ValueError, match="cpus_per_job must be an int >= 1, got 0"):
+        nvpkit.sweep(notebook, {"x": [1]}, tmp_path, cpus_per_job=0)
+    with pytest.raises(FileNotFoundError, match="no notebook"):
+        nvpkit.sweep(tmp_path / "missing.ipynb", {"x": [1]}, tmp_path)
+
+
+def test_combinations():
+    assert combinations({"a": [1, 2], "b": "s"}) == [{"a": 1, "b": "s"}, {"a": 2, "b": "s"}]
+    assert combinations([{"a": 1}]) == [{"a": 1}]
+    with pytest.raises(ValueError, match="non-empty list of dicts"):
+        combinations([])
+
+
+def fake_record(name, codec, period, base_psnr, gain, bd_rate):
+    curve = lambda shift: [{"bpp": b, "psnr": base_psnr + shift + b} for b in (1.0, 2.0, 3.0)]  # noqa: E731
+    history = {"step": [10, 20], "psnr": [20.0, 25.0]}
+    return {"name": name, "parameters": {"codec": codec, "period": period, "out_dir": name},
+            "results": {"video": {"name": "clip"},
+                        "table": [{"method": "no guidance", "bpp": 2.0, "psnr": base_psnr, "delta_bpp": 0.0,
+                                   "delta_psnr": 0.0},
+                                  {"method": f"{codec} guidance", "bpp": 1.9, "psnr": base_psnr + gain,
+                                   "delta_bpp": -0.1, "delta_psnr": gain}],
+                        "bd": {"bd_rate": bd_rate, "bd_psnr": gain},
+                        "rd": {"no guidance": curve(0), f"{codec} guidance": curve(gain)},
+                        "arms": {"no guidance": {"history": history, "train_seconds": 5.0},
+                                 f"{codec} guidance": {"history": history, "train_seconds": 6.0}}}}
+
+
+def test_table_and_figures_from_guided_results(tmp_path):
+    records = [fake_record("a", "hevc", 10, 30.0, 0.5, -4.0), fake_record("b", "hevc", 20, 30.0, 0.3, -2.0),
+               fake_record("c", "av1", 10, 31.0, 0.1, -1.0)]
+    rows = nvpkit.sweep_table(records)
+    assert len(rows) == 6 and [r["arm"] for r in rows[:2]] == ["no guidance", "hevc guidance"]
+    assert rows[1]["bd_rate"] == -4.0 and rows[0]["bd_rate"] is None and rows[1]["codec"] == "hevc"
+    assert "| codec | period | video | arm |" in nvpkit.format_sweep_table(rows)
+    rd = rd_by_video(records)["clip"]
+    names = [t.name for t in rd.data]
+    assert names.count("no guidance (codec=av1)") == 1 and names.count("no guidance (codec=hevc)") == 1
+    assert "hevc guidance (codec=hevc, period=20)" in names and len(names) == 5
+    bd = bd_by_video(records)
+    mean = [t for t in bd.data if t.name == "mean over videos"][0]
+    assert list(mean.y) == [-1.0, -4.0, -2.0]  # settings sorted: av1 p10, hevc p10, hevc p20
+    written = nvpkit.save_figures(records, tmp_path)
+    assert set(written) == {"rd_clip", "bd_rate", "psnr_by_step"}
+    assert all((tmp_path / f).stat().st_size > 1000 for files in written.values() for f in files)
