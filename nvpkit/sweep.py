@@ -161,7 +161,7 @@ def sweep(notebook: str | os.PathLike, grid: dict[str, Iterable] | list[dict[str
     started = not ray.is_initialized()
     if started:
         local = {} if address else {"num_cpus": num_cpus, "include_dashboard": False}
-        ray.init(address=address, logging_level="ERROR", log_to_driver=False, **local)
+        ray.init(address=address or "local", logging_level="ERROR", log_to_driver=False, **local)
     if gpus_per_job is None:
         gpus_per_job = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
     job = ray.remote(_execute).options(num_cpus=cpus_per_job, num_gpus=gpus_per_job)

@@ -1,5 +1,13 @@
 """Sweeps on a local Ray cluster with 2 CPU workers, over a small notebook that runs in seconds."""
 import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -20,7 +28,7 @@ NOTEBOOK = [
 
 @pytest.fixture(scope="module")
 def cluster():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     yield
     ray.shutdown()
 
@@ -121,3 +129,37 @@ def test_table_and_figures_from_guided_results(tmp_path):
     written = nvpkit.save_figures(records, tmp_path)
     assert set(written) == {"rd_clip", "bd_rate", "psnr_by_step"}
     assert all((tmp_path / f).stat().st_size > 1000 for files in written.values() for f in files)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_same_call_runs_on_an_existing_cluster(notebook, tmp_path):
+    port, env = free_port(), {**os.environ, "RAY_AUTH_MODE": "disabled"}  # a bare test cluster: no token
+    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths must fit 107 characters
+    head = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", f"--port={port}",
+                             "--num-cpus=2", "--include-dashboard=false", f"--temp-dir={temp}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        driver = ("import json, sys, nvpkit\n"
+                  "r = nvpkit.sweep(sys.argv[1], {'x': [2, 3]}, sys.argv[2], address=sys.argv[3], progress=False)\n"
+                  "print(json.dumps([len(r['done']), len(r['failed'])]))")
+        address = f"{ray.util.get_node_ip_address()}:{port}"
+        deadline = time.time() + 60
+        while True:  # the head takes a few seconds to accept drivers
+            run = subprocess.run([sys.executable, "-c", driver, str(notebook), str(tmp_path / "out"), address],
+                                 capture_output=True, text=True, timeout=180, env=env)
+            if run.returncode == 0 or time.time() > deadline or "Failed to connect" not in run.stderr:
+                break
+            time.sleep(2)
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert json.loads(run.stdout.strip().splitlines()[-1]) == [2, 0]
+        assert products(tmp_path / "out") == [2, 3]
+        assert head.poll() is None  # the sweep disconnected and left the cluster running
+    finally:
+        head.terminate()
+        head.wait(timeout=60)
+        shutil.rmtree(temp, ignore_errors=True)
