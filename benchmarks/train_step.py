@@ -17,6 +17,7 @@ batch, so the schedule estimate is the published run's.
 from __future__ import annotations
 
 import argparse
+import math
 import resource
 import statistics
 import time
@@ -70,7 +71,7 @@ def matmul_rates(device: torch.device, n: int = 16384, k: int = 243, m: int = 12
     return rates
 
 
-def run(device: torch.device, video: nvpkit.Video, batch: int, repeat: int, rounds: int) -> None:
+def run(device: torch.device, video: nvpkit.Video, batch: int, repeat: int, rounds: int, compare: int) -> None:
     config = nvpkit.size_sparse_grid(nvpkit.load_config("nvp_s"), video.num_frames, video.height, video.width)
     trainer = nvpkit.Trainer.from_config(video, config, steps=10_000, batch=batch, device=str(device))
     port = PortNVP(trainer.model).to(device)
@@ -81,11 +82,29 @@ def run(device: torch.device, video: nvpkit.Video, batch: int, repeat: int, roun
     print(f"\n== {device} | {video} | NVP-S grids + decoder, sparse {config.sparse.shape} | "
           f"{counts['total']:,} parameters | batch {batch:,}")
 
+    # over long comparisons a twin port, differing only in its AdamW kernel, shows the drift that
+    # float rounding alone causes
+    twin = PortNVP(trainer.model).to(device) if compare > 5 else None
+    updates = [(port, port_opt)]
+    if twin is not None:
+        updates.append((twin, torch.optim.AdamW(twin.parameters(), lr=1e-2, weight_decay=1e-3, fused=True)))
+    schedules = [torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=trainer.config.steps, eta_min=1e-5)
+                 for _, o in updates]  # the trainer's cosine schedule, step for step
     print("same batches, same start: loss of the fast step | the port")
-    for i in range(5):
+    losses = []
+    for i in range(compare):
         b = [x.to(device) for x in port_batch(frames, batch, generator)]
-        fast, slow = trainer.step(tuple(b)).item(), port_update(port, port_opt, *b).item()
-        print(f"  step {i + 1}: {fast:.6f} | {slow:.6f}  (relative difference {abs(fast - slow) / slow:.1e})")
+        losses.append([trainer.step(tuple(b)).item(), *(port_update(m, o, *b).item() for m, o in updates)])
+        for schedule in schedules:
+            schedule.step()
+        if i < 5:
+            fast, slow = losses[-1][:2]
+            print(f"  step {i + 1}: {fast:.6f} | {slow:.6f}  (relative difference {abs(fast - slow) / slow:.1e})")
+    if compare > 5:
+        last = losses[-10:]
+        fast, slow, other = (10 * math.log10(4 * len(last) / sum(x[k] for x in last)) for k in range(3))
+        print(f"  training PSNR over steps {compare - len(last) + 1}-{compare}: {fast:.3f} | {slow:.3f} dB "
+              f"(the port with a fused AdamW: {other:.3f} dB)")
 
     def port_full() -> None:
         coords, steps, target = port_batch(frames, batch, generator)
@@ -146,6 +165,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6, help="alternating rounds of the two variants")
     parser.add_argument("--device", default="all", help="cpu, cuda or all (default)")
     parser.add_argument("--full-size", action="store_true", help="600 frames of 1080p, the published batch")
+    parser.add_argument("--compare", type=int, default=5, help="steps of both variants on the same batches")
     args = parser.parse_args()
     if args.full_size:
         frames = np.random.default_rng(0).integers(0, 256, (600, 1080, 1920, 3), dtype=np.uint8)
@@ -158,7 +178,7 @@ def main() -> None:
         devices.append(torch.device("cuda"))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
     for device in devices:
-        run(device, video, args.batch or nvpkit.TrainConfig().batch_for(device), args.repeat, args.rounds)
+        run(device, video, args.batch or nvpkit.TrainConfig().batch_for(device), args.repeat, args.rounds, args.compare)
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ from .data import Video, load_video
 from .live import LivePlot, figure_png
 from .model import NVP
 from .render import evaluate
-from .train import Checkpoint, PixelSampler, Trainer
+from .train import CHECKPOINT_FORMAT, Checkpoint, PixelSampler, Trainer
 
 __all__ = ["Guidance", "PixelProbe", "ExperimentConfig", "GuideConfig", "run_experiment", "bd_metrics",
            "format_table", "parse_numbers"]
@@ -254,7 +254,7 @@ def _video_key(video: Video) -> str:
 def _arm_key(cfg: GuideConfig, video: Video, names: set[str]) -> str:
     """Hash of everything that determines an arm's training (and the video and device)."""
     keyed = {k: v for k, v in cfg.to_dict().items() if k in names}
-    keyed.update(video=_video_key(video), device=resolve_device(cfg.device).type)
+    keyed.update(video=_video_key(video), device=resolve_device(cfg.device).type, format=CHECKPOINT_FORMAT)
     return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:20]
 
 

@@ -128,10 +128,10 @@ def sweep(notebook: str | os.PathLike, grid: dict[str, Iterable] | list[dict[str
     ``out_dir/<name>/`` gets each job's executed notebook and outputs (the notebook's ``out_dir``
     parameter is set to it; a ``cache_dir`` parameter, when the notebook has one and it is not
     given, to ``out_dir/cache``, so the jobs share their cached baselines). ``address`` joins an
-    existing Ray cluster; otherwise a local one is started with ``num_cpus`` (default: all cores),
-    or the running one is used. Jobs take ``gpus_per_job`` GPUs (default 1 when the cluster has
-    GPUs, else 0) and ``cpus_per_job`` CPUs (their torch threads too). A failed job is retried
-    ``retries`` times, then reported. Returns ``{"done", "skipped", "failed", "records", "table"}``:
+    existing Ray cluster; otherwise a fresh local one with ``num_cpus`` (default: all cores) runs
+    the jobs and stops at the end (a Ray this process already started is used as it is). Jobs
+    take ``gpus_per_job`` GPUs (default 1 when the cluster has GPUs, else 0) and ``cpus_per_job``
+    CPUs (their torch threads too). A failed job is retried ``retries`` times, then reported. Returns ``{"done", "skipped", "failed", "records", "table"}``:
     folder names, failures with their error, and what ``collect``/``sweep_table`` give."""
     import ray
 
@@ -158,14 +158,6 @@ def sweep(notebook: str | os.PathLike, grid: dict[str, Iterable] | list[dict[str
     if "cache_dir" in known and "cache_dir" not in fixed:
         fixed["cache_dir"] = str(root / "cache")
 
-    started = not ray.is_initialized()
-    if started:
-        local = {} if address else {"num_cpus": num_cpus, "include_dashboard": False}
-        ray.init(address=address or "local", logging_level="ERROR", log_to_driver=False, **local)
-    if gpus_per_job is None:
-        gpus_per_job = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
-    job = ray.remote(_execute).options(num_cpus=cpus_per_job, num_gpus=gpus_per_job)
-
     keys = list(dict.fromkeys(k for c in combos for k in c))
     varying = [k for k in keys if len({json.dumps(c.get(k), default=str) for c in combos}) > 1]
     jobs = {}
@@ -173,29 +165,37 @@ def sweep(notebook: str | os.PathLike, grid: dict[str, Iterable] | list[dict[str
         folder = root / _name(combo, varying)
         jobs[folder.name] = (folder, {**fixed, **combo, "out_dir": str(folder)})
     skipped = [n for n, (folder, params) in jobs.items() if _finished(folder, notebook, params)]
-    pending = {}
-
-    def submit(name: str, attempt: int) -> None:
-        folder, params = jobs[name]
-        ref = job.remote(notebook, str(folder / "notebook.ipynb"), params, str(root), cpus_per_job)
-        pending[ref] = (name, attempt, time.time())
-
     done: list[str] = []
     failed: list[dict[str, Any]] = []
-    for name in jobs:
-        if name not in skipped:
-            submit(name, 1)
+    pending: dict[Any, tuple[str, int]] = {}
+    started = len(skipped) < len(jobs) and not ray.is_initialized()  # nothing to run: no cluster
+    if started:
+        local = {} if address else {"num_cpus": num_cpus, "include_dashboard": False}
+        ray.init(address=address or "local", logging_level="ERROR", log_to_driver=False, **local)
     bar = tqdm(total=len(jobs), initial=len(skipped), disable=not progress, desc="sweep", unit="job")
 
     def show() -> None:
         bar.set_postfix(done=len(done), running=len(pending), failed=len(failed), skipped=len(skipped))
 
-    show()
     try:
+        if len(skipped) < len(jobs):
+            if gpus_per_job is None:
+                gpus_per_job = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
+            job = ray.remote(_execute).options(num_cpus=cpus_per_job, num_gpus=gpus_per_job)
+
+        def submit(name: str, attempt: int) -> None:
+            folder, params = jobs[name]
+            ref = job.remote(notebook, str(folder / "notebook.ipynb"), params, str(root), cpus_per_job)
+            pending[ref] = (name, attempt)
+
+        for name in jobs:
+            if name not in skipped:
+                submit(name, 1)
+        show()
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             ref = ready[0]
-            name, attempt, submitted = pending.pop(ref)
+            name, attempt = pending.pop(ref)
             folder, params = jobs[name]
             try:
                 info = ray.get(ref)

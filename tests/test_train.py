@@ -67,6 +67,13 @@ def test_checkpoint_refuses_another_video_and_garbage(tiny_video, tmp_path, fram
         nvpkit.Trainer.load(junk, tiny_video)
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         nvpkit.Trainer.load(tmp_path / "none.pt", tiny_video)
+    state = torch.load(path, weights_only=True)
+    torch.save({**state, "format": "nvpkit.trainer/1"}, tmp_path / "old.pt")
+    with pytest.raises(ValueError, match="old.pt.*nvpkit.trainer/1 checkpoint of another nvpkit version"):
+        nvpkit.Trainer.load(tmp_path / "old.pt", tiny_video)
+    torch.save({"format": "something else"}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not an nvpkit trainer checkpoint"):
+        nvpkit.Trainer.load(tmp_path / "other.pt", tiny_video)
 
 
 def test_published_schedule_and_optimizer(tiny_video):
