@@ -131,8 +131,9 @@ def sweep(notebook: str | os.PathLike, grid: dict[str, Iterable] | list[dict[str
     existing Ray cluster; otherwise a fresh local one with ``num_cpus`` (default: all cores) runs
     the jobs and stops at the end (a Ray this process already started is used as it is). Jobs
     take ``gpus_per_job`` GPUs (default 1 when the cluster has GPUs, else 0) and ``cpus_per_job``
-    CPUs (their torch threads too). A failed job is retried ``retries`` times, then reported. Returns ``{"done", "skipped", "failed", "records", "table"}``:
-    folder names, failures with their error, and what ``collect``/``sweep_table`` give."""
+    CPUs (their torch threads too). A failed job is retried ``retries`` times, then reported.
+    Returns ``{"done", "skipped", "failed", "records", "table"}``: folder names, failures with
+    their error, and what ``collect``/``sweep_table`` give."""
     import ray
 
     path = Path(notebook)
