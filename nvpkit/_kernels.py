@@ -172,6 +172,12 @@ def sample_levels(levels: list[torch.Tensor], grid: torch.Tensor) -> torch.Tenso
     return _SampleLevels.apply(grid, *levels)
 
 
+def _scatter_rows(rows: int, index: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """``[rows, C]`` zeros with ``values [M, C]`` summed into rows ``index`` (any shape, M entries):
+    the backward of a gather, one ``index_add_`` (the CPU's embedding backward sorts)."""
+    return values.new_zeros(rows, values.shape[1]).index_add_(0, index.reshape(-1), values)
+
+
 class _GatherLevels(Function):
     @staticmethod
     def forward(ctx, index: torch.Tensor, weight: torch.Tensor, *levels: torch.Tensor):
@@ -186,7 +192,7 @@ class _GatherLevels(Function):
         features = grad.shape[1]
         contrib = (grad[:, None, :] * weight[..., None]).reshape(-1, features)  # [M*K, F]
         rows = sum(r * c for _, r, c in ctx.shapes)
-        table = grad.new_zeros(rows, features).index_add_(0, index.reshape(-1), contrib)
+        table = _scatter_rows(rows, index, contrib)
         grads, start = [], 0
         for f, r, c in ctx.shapes:
             grads.append(table[start:start + r * c].view(r, c, f).permute(2, 0, 1).contiguous())  # -> [F, R, R]
@@ -211,8 +217,7 @@ class _GatherRows(Function):
     def backward(ctx, grad: torch.Tensor):
         (rows,) = ctx.saved_tensors
         channels = ctx.shape[-1]
-        table = grad.new_zeros(ctx.shape[0], channels).index_add_(0, rows.reshape(-1), grad.reshape(-1, channels))
-        return table, None
+        return _scatter_rows(ctx.shape[0], rows, grad.reshape(-1, channels)), None
 
 
 def gather_rows(table: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:

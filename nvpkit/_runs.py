@@ -17,6 +17,18 @@ def git_commit() -> str | None:
         return None
 
 
+def parse_value(text: Any) -> Any:
+    """A notebook parameter's text as an int, else a float, else itself ("2" -> 2, "0.8" -> 0.8)."""
+    if not isinstance(text, str):
+        return text
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def check_out_dir(out_dir: str, config: dict[str, Any], overwrite: bool) -> Path:
     """Create ``out_dir``, refusing one whose results.json came from other parameters (unless
     ``overwrite``): nothing is replaced silently."""

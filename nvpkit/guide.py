@@ -35,7 +35,7 @@ import torch
 from . import __version__
 from ._device import resolve_device
 from ._files import atomic_path
-from ._runs import check_out_dir, git_commit
+from ._runs import check_out_dir, git_commit, parse_value
 from .compress import Compressor, make_compressor, rd_figure, rd_sweep, video_anchor
 from .compress.compressor import COMPRESSORS
 from .data import Video, load_video
@@ -241,10 +241,10 @@ def parse_numbers(text: str | tuple | list | int | float, name: str) -> tuple:
         return (text,)
     if isinstance(text, (tuple, list)):
         return tuple(text)
-    try:
-        return tuple(float(t) if "." in t else int(t) for t in str(text).replace(" ", "").split(",") if t)
-    except ValueError:
-        raise ValueError(f"{name}={text!r} is not allowed; give comma-separated numbers, e.g. '2,3,3'") from None
+    values = tuple(parse_value(t) for t in str(text).replace(" ", "").split(",") if t)
+    if any(isinstance(v, str) for v in values):
+        raise ValueError(f"{name}={text!r} is not allowed; give comma-separated numbers, e.g. '2,3,3'")
+    return values
 
 
 def _video_key(video: Video) -> str:

@@ -35,6 +35,7 @@ import plotly.graph_objects as go
 from tqdm.auto import tqdm
 
 from ._files import atomic_path
+from ._runs import parse_value
 from .live import _COLOURS, figure_png
 
 __all__ = ["sweep", "parse_grid", "combinations", "collect", "sweep_table", "format_sweep_table", "rd_by_video",
@@ -52,19 +53,8 @@ def parse_grid(**values: str | int | float) -> dict[str, list]:
         items = [text] if isinstance(text, (int, float)) else [t.strip() for t in str(text).split(",") if t.strip()]
         if not items:
             raise ValueError(f"parse_grid: {name}={text!r} has no values; give comma-separated values")
-        grid[name] = [_number(t) for t in items]
+        grid[name] = [parse_value(t) for t in items]
     return grid
-
-
-def _number(text: Any) -> Any:
-    if not isinstance(text, str):
-        return text
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
 
 
 def combinations(grid: dict[str, Iterable] | list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -159,8 +149,7 @@ def sweep(notebook: str | os.PathLike, grid: dict[str, Iterable] | list[dict[str
     if "cache_dir" in known and "cache_dir" not in fixed:
         fixed["cache_dir"] = str(root / "cache")
 
-    keys = list(dict.fromkeys(k for c in combos for k in c))
-    varying = [k for k in keys if len({json.dumps(c.get(k), default=str) for c in combos}) > 1]
+    varying = _varying_keys(combos)
     jobs = {}
     for combo in combos:
         folder = root / _name(combo, varying)
@@ -252,9 +241,15 @@ def _setting(record: dict[str, Any], keys: list[str]) -> str:
     return ", ".join(f"{k}={record['parameters'][k]}" for k in keys) or record["name"]
 
 
-def _varying(records: list[dict[str, Any]], exclude: tuple[str, ...] = ("out_dir", "dataset")) -> list[str]:
-    keys = sorted({k for r in records for k in r["parameters"]} - set(exclude))
-    return [k for k in keys if len({json.dumps(r["parameters"].get(k), default=str) for r in records}) > 1]
+def _varying_keys(params: list[dict[str, Any]], exclude: tuple[str, ...] = ()) -> list[str]:
+    """The parameter names whose values differ between the given parameter sets, in first-seen order."""
+    keys = [k for k in dict.fromkeys(k for p in params for k in p) if k not in exclude]
+    return [k for k in keys if len({json.dumps(p.get(k), default=str) for p in params}) > 1]
+
+
+def _varying(records: list[dict[str, Any]]) -> list[str]:
+    """The records' varying parameters, sorted; the video has its own column and out_dir is derived."""
+    return sorted(_varying_keys([r["parameters"] for r in records], exclude=("out_dir", "dataset")))
 
 
 def sweep_table(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
