@@ -9,7 +9,7 @@ with fewer passes over memory or a faster library kernel:
 - ``sine_modulate``: ``sin(arg) * mod`` with a hand-written backward (4 passes, not 6).
 - ``sample_levels``: bilinear lookups in a list of 2D levels with ``grid_sample``'s kernels;
   on the CPU these run single-threaded for one image, so the levels are spread over threads
-  (1.5-1.7x on 2 cores).
+  (1.5-1.7x on 2 cores), and the backward spares the kernel's reads of the levels.
 - ``gather_levels``: the same lookups as one weighted gather over all levels (one kernel, the
   CUDA path), with an ``index_add_`` backward.
 - ``gather_rows``: row gather whose backward is one ``index_add_`` (the CPU's embedding
@@ -137,7 +137,14 @@ def _map(fn, items: list, device: torch.device) -> list:
         with torch.no_grad():  # grad mode is per thread; the caller (an autograd Function) has it off
             return fn(item)
 
-    return list(_pools[key].map(run, items))
+    # One torch thread while the pool runs, so the workers' ops run inline: a worker that opened an
+    # OpenMP region would get its own team, and with more OpenMP threads than cores libgomp stops
+    # spinning between regions, which slows every later parallel op of the process (2x at cpu_s).
+    torch.set_num_threads(1)
+    try:
+        return list(_pools[key].map(run, items))
+    finally:
+        torch.set_num_threads(threads)
 
 
 class _SampleLevels(Function):
@@ -158,7 +165,11 @@ class _SampleLevels(Function):
 
         def level_grad(i: int) -> torch.Tensor:
             upstream = grad[starts[i]:starts[i + 1], :, None][None]  # [F, N] -> [1, F, N, 1]
-            return torch.ops.aten.grid_sampler_2d_backward(upstream, levels[i][None], grid[i], 0, 1, True,
+            # The level's gradient does not depend on its values, but the kernel also computes the
+            # (unused) coordinate gradient, which reads them at every corner: a stride-0 stand-in
+            # keeps those reads in one cache line (a third of the backward's time at NVP-S).
+            stand_in = levels[i].new_zeros(1, 1, 1, 1).expand(1, *levels[i].shape)
+            return torch.ops.aten.grid_sampler_2d_backward(upstream, stand_in, grid[i], 0, 1, True,
                                                            [True, False])[0][0]  # [F, R, R]
 
         order = sorted(range(len(levels)), key=lambda i: -levels[i].numel())  # largest first: balanced threads

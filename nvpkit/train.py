@@ -89,18 +89,6 @@ def _adamw(params: Iterable[torch.nn.Parameter], config: TrainConfig) -> torch.o
         return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
-def _single_threaded(fn: Callable[[], Any]) -> Any:
-    """Call ``fn`` with one torch CPU thread. Fused AdamW on the CPU is memory-bound, so one thread
-    reaches the bandwidth while more only add a fork and join per parameter tensor: 0.4 against
-    2.7 ms for the 45 tensors of cpu_s on 2 cores, the same 12-13 ms for NVP-S's 28 M values."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return fn()
-    finally:
-        torch.set_num_threads(threads)
-
-
 class PixelSampler:
     """Draws random pixels of a video: coords ``(t, x, y)`` in [0, 1], SIREN time steps
     ``(i + 0.5) / T`` and targets in [-1, 1], all on ``device``."""
@@ -197,10 +185,7 @@ class Trainer:
             raise torch.OutOfMemoryError(
                 f"out of memory at step {self.step_count + 1} with batch={self.batch:,}: lower TrainConfig.batch "
                 f"(the activations grow with it) or use a smaller model config. {err}") from None
-        if self.device.type == "cpu":
-            _single_threaded(self.optimizer.step)
-        else:
-            self.optimizer.step()
+        self.optimizer.step()
         self.scheduler.step()
         self.step_count += 1
         self._loss_sum += loss.detach()

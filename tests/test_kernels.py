@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nvpkit._kernels import gather_rows, linear_t, sine_modulate, with_ones
+from nvpkit._kernels import _map, gather_rows, linear_t, sample_levels, sine_modulate, with_ones
 
 
 def grads(fn, *inputs):
@@ -53,3 +53,26 @@ def test_sine_modulate_matches_plain_and_appends_ones():
 def test_gather_rows_matches_indexing_with_repeats():
     table, rows = torch.randn(30, 3), torch.randint(0, 30, (500, 9))  # many repeated rows
     assert_same(lambda t: gather_rows(t, rows), lambda t: t[rows], table)
+
+
+def test_sample_levels_matches_grid_sample_per_level():
+    levels = [torch.randn(2, r, r) for r in (5, 9, 33)]
+    grid = torch.rand(3, 1, 400, 1, 2) * 2.2 - 1.1  # a little outside [-1, 1]: border clamping
+
+    def plain(*levels):
+        return torch.cat([F.grid_sample(lv[None], g, padding_mode="border", align_corners=True)[0, :, :, 0].t()
+                          for lv, g in zip(levels, grid.double())], 1)
+
+    assert_same(lambda *lv: sample_levels(list(lv), grid), plain, *levels)
+
+
+def test_thread_pool_workers_run_ops_single_threaded():
+    """Workers that opened OpenMP teams of their own would oversubscribe the cores and slow every
+    later parallel op of the process: the pool runs them with one torch thread, then restores it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert _map(lambda i: torch.get_num_threads(), [0, 1, 2], torch.device("cpu")) == [1, 1, 1]
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
