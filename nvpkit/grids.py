@@ -94,29 +94,26 @@ class DenseGrid2D(nn.Module):
         return grid.view(len(self.levels), 1, coords.shape[0], 1, 2)
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
-        return lookup_planes([(self, coords)])[0]
+        return lookup_planes([(self, coords)])
 
 
-def lookup_planes(lookups: list[tuple[DenseGrid2D, torch.Tensor]]) -> list[torch.Tensor]:
-    """Features ``[N, L * F]`` of each ``(grid, coords [N, 2])``. The ``grid_sample`` lookups of all
-    the pairs go through one call, so its threads balance over the levels of every plane."""
-    out: list[torch.Tensor | None] = [None] * len(lookups)
-    sampled = []
-    for i, (grid, coords) in enumerate(lookups):
-        if grid.uses_gather(coords.device):
-            index, weight = grid.corners(coords)
-            n, count = index.shape[:2]
-            features = gather_levels(grid.lookup_levels(), index.view(n * count, 4), weight.view(n * count, 4))
-            out[i] = features.view(n, -1)  # [N*L, F] -> [N, L*F]
-        else:
-            sampled.append(i)
-    if sampled:
-        levels = [level for i in sampled for level in lookups[i][0].lookup_levels()]
-        grid = torch.cat([lookups[i][0].sample_grid(lookups[i][1]) for i in sampled])  # [sum L, 1, N, 1, 2]
-        widths = [lookups[i][0].config.n_levels * lookups[i][0].config.n_features_per_level for i in sampled]
-        for i, features in zip(sampled, sample_levels(levels, grid).split(widths, 1)):
-            out[i] = features
-    return out
+def lookup_planes(lookups: list[tuple[DenseGrid2D, torch.Tensor]]) -> torch.Tensor:
+    """Features of each ``(grid, coords [N, 2])``, concatenated: ``[N, sum L * F]``. The
+    ``grid_sample`` lookups of all the pairs go through one call, so its threads balance over the
+    levels of every plane, and its result is already the concatenation (stored feature-major)."""
+    if any(grid.uses_gather(coords.device) for grid, coords in lookups):
+        return torch.cat([_gather(g, c) if g.uses_gather(c.device) else lookup_planes([(g, c)]) for g, c in lookups], 1)
+    levels = [level for grid, _ in lookups for level in grid.lookup_levels()]
+    grid = torch.cat([grid.sample_grid(coords) for grid, coords in lookups])  # [sum L, 1, N, 1, 2]
+    return sample_levels(levels, grid)
+
+
+def _gather(grid: DenseGrid2D, coords: torch.Tensor) -> torch.Tensor:
+    """The one-gather lookup of ``coords [N, 2]`` in ``grid``: ``[N, L * F]``."""
+    index, weight = grid.corners(coords)
+    n, count = index.shape[:2]
+    features = gather_levels(grid.lookup_levels(), index.view(n * count, 4), weight.view(n * count, 4))
+    return features.view(n, -1)  # [N*L, F] -> [N, L*F]
 
 
 # 3x3 neighbourhood in (x, y), x-major as in the published code.
