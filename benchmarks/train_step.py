@@ -71,16 +71,26 @@ def matmul_rates(device: torch.device, n: int = 16384, k: int = 243, m: int = 12
     return rates
 
 
-def run(device: torch.device, video: nvpkit.Video, batch: int, repeat: int, rounds: int, compare: int) -> None:
+def run(device: torch.device, video: nvpkit.Video, batch: int, args: argparse.Namespace) -> None:
+    repeat, rounds, compare = args.repeat, args.rounds, args.compare
     config = nvpkit.size_sparse_grid(nvpkit.load_config("nvp_s"), video.num_frames, video.height, video.width)
-    trainer = nvpkit.Trainer.from_config(video, config, steps=10_000, batch=batch, device=str(device))
+    trainer = nvpkit.Trainer.from_config(video, config, steps=10_000, batch=batch, device=str(device), seed=args.seed,
+                                         compile=args.compile)
+
+    def fast_step(*batch) -> torch.Tensor:  # TF32 matmuls (CUDA) for the fast step only when asked
+        torch.backends.cuda.matmul.allow_tf32 = args.tf32
+        try:
+            return trainer.step(*batch)
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = False
+
     port = PortNVP(trainer.model).to(device)
     port_opt = torch.optim.AdamW(port.parameters(), lr=1e-2, weight_decay=1e-3, foreach=False, fused=False)
     frames = torch.from_numpy(video.frames)
-    generator = torch.Generator().manual_seed(0)
+    generator = torch.Generator().manual_seed(args.seed)
     counts = trainer.model.parameter_counts()
     print(f"\n== {device} | {video} | NVP-S grids + decoder, sparse {config.sparse.shape} | "
-          f"{counts['total']:,} parameters | batch {batch:,}")
+          f"{counts['total']:,} parameters | batch {batch:,} | fast step: compile={args.compile}, tf32={args.tf32}")
 
     # over long comparisons a twin port, differing only in its AdamW kernel, shows the drift that
     # float rounding alone causes
@@ -94,7 +104,7 @@ def run(device: torch.device, video: nvpkit.Video, batch: int, repeat: int, roun
     losses = []
     for i in range(compare):
         b = [x.to(device) for x in port_batch(frames, batch, generator)]
-        losses.append([trainer.step(tuple(b)).item(), *(port_update(m, o, *b).item() for m, o in updates)])
+        losses.append([fast_step(tuple(b)).item(), *(port_update(m, o, *b).item() for m, o in updates)])
         for schedule in schedules:
             schedule.step()
         if i < 5:
@@ -112,7 +122,7 @@ def run(device: torch.device, video: nvpkit.Video, batch: int, repeat: int, roun
 
     fast_times, port_times = [], []
     for _ in range(rounds):  # alternate, so drift on a shared machine hits both
-        fast_times.append(timed(trainer.step, device, repeat))
+        fast_times.append(timed(fast_step, device, repeat))
         port_times.append(timed(port_full, device, repeat))
     fast_s, port_s = statistics.median(fast_times), statistics.median(port_times)
     print(f"fast step {fast_s * 1e3:8.1f} ms  {batch / fast_s:12,.0f} samples/s   (median of {rounds} rounds)")
@@ -134,7 +144,7 @@ def run(device: torch.device, video: nvpkit.Video, batch: int, repeat: int, roun
         model.zero_grad(set_to_none=True)
         torch.nn.functional.mse_loss(model.decoder(steps, latent), target).backward()
 
-    trainer.step()  # leaves every gradient in place for the optimizer alone
+    fast_step()  # leaves every gradient in place for the optimizer alone
     split = {"optimizer": timed(trainer.optimizer.step, device, repeat),
              "sampling": timed(lambda: trainer.sampler(batch), device, repeat),
              "grids (fwd+bwd)": timed(grids, device, repeat),
@@ -166,6 +176,9 @@ def main() -> None:
     parser.add_argument("--device", default="all", help="cpu, cuda or all (default)")
     parser.add_argument("--full-size", action="store_true", help="600 frames of 1080p, the published batch")
     parser.add_argument("--compare", type=int, default=5, help="steps of both variants on the same batches")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the weights and the batches")
+    parser.add_argument("--compile", action="store_true", help="the fast step with TrainConfig.compile")
+    parser.add_argument("--tf32", action="store_true", help="the fast step with TF32 matmuls (CUDA; the port stays float32)")
     args = parser.parse_args()
     if args.full_size:
         frames = np.random.default_rng(0).integers(0, 256, (600, 1080, 1920, 3), dtype=np.uint8)
@@ -177,8 +190,10 @@ def main() -> None:
     if args.device in ("all", "cuda") and torch.cuda.is_available():
         devices.append(torch.device("cuda"))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
+    if not devices:
+        print(f"no device to run on: --device {args.device}, CUDA available: {torch.cuda.is_available()}")
     for device in devices:
-        run(device, video, args.batch or nvpkit.TrainConfig().batch_for(device), args.repeat, args.rounds, args.compare)
+        run(device, video, args.batch or nvpkit.TrainConfig().batch_for(device), args)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ def _train(args: argparse.Namespace) -> None:
         trainer = None
     if trainer is None:
         trainer = Trainer.from_config(video, args.config, steps=args.steps, batch=args.batch, lr=args.lr,
-                                      seed=args.seed, device=args.device)
+                                      seed=args.seed, device=args.device, compile=args.compile)
         trainer.extra["arguments"] = run
     else:
         print(f"resuming from step {trainer.step_count} ({checkpoint})")
@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     train.add_argument("--lr", type=float, default=1e-2, help="peak learning rate (default 1e-2)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    train.add_argument("--compile", action="store_true", help="torch.compile the decoder (for CUDA; slower on a CPU)")
     train.add_argument("--out", default=None, help="output folder (default runs/train-DATE-TIME)")
     train.add_argument("--overwrite", action="store_true", help="replace results already in --out")
     train.add_argument("--checkpoint-every", type=int, default=1000,

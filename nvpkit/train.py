@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -55,6 +56,10 @@ class TrainConfig:
     """'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N'."""
     log_every: int = 100
     """Steps between loss logs (the only host syncs during training)."""
+    compile: bool = False
+    """Run the decoder through ``torch.compile``, which fuses its elementwise passes: meant for
+    CUDA (not yet measured there); on 2 CPU cores the eager oneDNN path is faster (49 against 80 ms
+    per NVP-S decoder step at 16,384 pixels). If compiling fails, training goes on eagerly, with a warning."""
 
     def __post_init__(self) -> None:
         positive = {"steps": self.steps, "log_every": self.log_every, "lr": self.lr}
@@ -67,6 +72,8 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ValueError(f"TrainConfig.{name} must be an int, got {value!r}")
+        if not isinstance(self.compile, bool):
+            raise ValueError(f"TrainConfig.compile must be True or False, got {self.compile!r}")
         if self.batch is not None and (isinstance(self.batch, bool) or not isinstance(self.batch, int)):
             raise ValueError(f"TrainConfig.batch must be an int or None, got {self.batch!r}")
         if not 0 <= self.lr_min <= self.lr:
@@ -151,6 +158,8 @@ class Trainer:
         """Optional extra loss term ``f(model, step)`` added to the MSE (the logged loss stays the MSE)."""
         self.extra: dict[str, Any] = {}
         """Callers' state saved with every checkpoint (plain values and tensors), e.g. guidance events."""
+        self._compiled = torch.compile(self.model.decoder) if config.compile else None
+        self._compile_checked = False  # whether a compiled step has run (compile failures surface in the first)
         self._loss_sum = torch.zeros((), device=self.device)
         self._loss_steps = 0
         self._seconds = 0.0  # training time of finished train() calls
@@ -177,10 +186,7 @@ class Trainer:
         returns the loss as a device tensor (no host sync)."""
         coords, steps, target = self.sampler(self.batch) if batch is None else batch
         try:
-            loss = F.mse_loss(self.model(coords, steps), target)
-            objective = loss if self.regularizer is None else loss + self.regularizer(self.model, self.step_count)
-            self.optimizer.zero_grad(set_to_none=True)
-            objective.backward()
+            loss = self._backward(coords, steps, target)
         except torch.OutOfMemoryError as err:
             raise torch.OutOfMemoryError(
                 f"out of memory at step {self.step_count + 1} with batch={self.batch:,}: lower TrainConfig.batch "
@@ -191,6 +197,24 @@ class Trainer:
         self._loss_sum += loss.detach()
         self._loss_steps += 1
         return loss.detach()
+
+    def _backward(self, coords: torch.Tensor, steps: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Forward, loss and backward (gradients set, not accumulated); returns the MSE."""
+        decoder = self.model.decoder if self._compiled is None else self._compiled
+        try:
+            loss = F.mse_loss(decoder(steps, self.model.latent(coords)), target)
+            objective = loss if self.regularizer is None else loss + self.regularizer(self.model, self.step_count)
+            self.optimizer.zero_grad(set_to_none=True)
+            objective.backward()
+        except Exception as err:  # a failed compile raises many types (no C++ compiler, no Triton, ...)
+            if self._compiled is None or self._compile_checked or isinstance(err, torch.OutOfMemoryError):
+                raise
+            warnings.warn(f"Trainer: torch.compile failed ({type(err).__name__}: {str(err)[:300]}); "
+                          "the decoder runs eagerly", RuntimeWarning, stacklevel=3)
+            self._compiled = None
+            return self._backward(coords, steps, target)
+        self._compile_checked = True
+        return loss
 
     @property
     def elapsed(self) -> float:

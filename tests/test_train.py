@@ -1,5 +1,6 @@
 import math
 import platform
+import warnings
 
 import pytest
 import torch
@@ -149,3 +150,29 @@ def test_cuda_training_matches_cpu_closely(tiny_video):
 def test_cpu_trainer_keeps_freed_memory_on_glibc(tiny_video):
     nvpkit.Trainer.from_config(tiny_video, "cpu_s", steps=2, batch=64, device="cpu")
     assert keep_freed_memory() == (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
+
+
+def test_compiled_decoder_trains_like_eager(tiny_video):
+    """With ``compile=True`` the decoder runs through torch.compile (or, where that cannot compile,
+    eagerly after a warning): either way the same losses to float rounding."""
+    eager, compiled = make(tiny_video, steps=3, batch=512), make(tiny_video, steps=3, batch=512, compile=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        losses = [(eager.step().item(), compiled.step().item()) for _ in range(3)]
+    fell_back = any("torch.compile failed" in str(w.message) for w in caught)
+    assert fell_back == (compiled._compiled is None)
+    assert [c for _, c in losses] == pytest.approx([e for e, _ in losses], rel=1e-4)
+
+
+def test_failed_compile_falls_back_to_eager_with_a_warning(tiny_video, monkeypatch):
+    def broken(module):
+        def call(*args):
+            raise RuntimeError("no C++ compiler")
+        return call
+
+    monkeypatch.setattr(torch, "compile", broken)
+    eager, fallback = make(tiny_video, steps=3, batch=512), make(tiny_video, steps=3, batch=512, compile=True)
+    eager.train(progress=False)
+    with pytest.warns(RuntimeWarning, match="torch.compile failed .*no C\\+\\+ compiler.*eagerly"):
+        fallback.train(progress=False)
+    assert fallback.history["loss"] == eager.history["loss"]

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Issue 6's CUDA checks in one run, for a session lent a GPU (they need one; nothing here runs in CI).
+# Most important first, each log written as it goes, so a run stopped at its time limit still
+# returns what finished. Logs in $OUT (default runs/cuda-check):
+#   nvidia-smi.txt     the device
+#   pytest-cuda.txt    the CUDA tests (CPU/CUDA agreement of training, compression on the device)
+#   full-eager.txt     the published sizes (NVP-S, 600 frames of 1080p, batch 1,245,184): step time,
+#                      the 144,700-step estimate, 1080p render time, peak memory
+#   full-compile.txt   the same with TrainConfig.compile (torch.compile'd decoder)
+#   tf32.txt           the clip-sized step with TF32 matmuls against the float32 port: loss drift
+# Usage (repository root, an environment with nvpkit's dependencies): bash benchmarks/cuda_check.sh
+set -u
+out=${OUT:-runs/cuda-check}
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+py=${PYTHON:-python3}
+nvidia-smi > "$out/nvidia-smi.txt" 2>&1
+$py -m pytest -q -rs -m cuda tests > "$out/pytest-cuda.txt" 2>&1
+$py benchmarks/train_step.py --device cuda --full-size --rounds 3 --repeat 3 > "$out/full-eager.txt" 2>&1
+$py benchmarks/train_step.py --device cuda --full-size --rounds 3 --repeat 3 --compile > "$out/full-compile.txt" 2>&1
+$py benchmarks/train_step.py --device cuda --compare 200 --rounds 3 --tf32 > "$out/tf32.txt" 2>&1
+tail -n 3 "$out"/*.txt
