@@ -178,7 +178,8 @@ def main() -> None:
     parser.add_argument("--compare", type=int, default=5, help="steps of both variants on the same batches")
     parser.add_argument("--seed", type=int, default=0, help="seed of the weights and the batches")
     parser.add_argument("--compile", action="store_true", help="the fast step with TrainConfig.compile")
-    parser.add_argument("--tf32", action="store_true", help="the fast step with TF32 matmuls (CUDA; the port stays float32)")
+    parser.add_argument("--tf32", action="store_true",
+                        help="the fast step with TF32 matmuls (CUDA; the port stays float32)")
     args = parser.parse_args()
     if args.full_size:
         frames = np.random.default_rng(0).integers(0, 256, (600, 1080, 1920, 3), dtype=np.uint8)

@@ -47,7 +47,8 @@ _ONEDNN = _onednn_linear()
 def _mm(a: torch.Tensor, b: torch.Tensor, slope: float | None = None) -> torch.Tensor:
     """``a @ b.T`` (then LeakyReLU with ``slope``); ``a`` contiguous, ``b`` contiguous or transposed
     (oneDNN reads both in place; other strides take its slow reference kernel, so they are copied)."""
-    if _ONEDNN is not None and a.device.type == "cpu" and a.dtype == torch.float32 and not torch.compiler.is_compiling():
+    onednn = _ONEDNN is not None and a.device.type == "cpu" and a.dtype == torch.float32
+    if onednn and not torch.compiler.is_compiling():  # inductor cannot trace the oneDNN op
         if not (b.is_contiguous() or b.t().is_contiguous()):
             b = b.contiguous()
         if slope is None:
