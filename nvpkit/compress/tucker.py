@@ -1,6 +1,7 @@
 """Tucker decomposition (HOOI through tensorly's PyTorch backend, on the tensor's device) as a codec."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -37,8 +38,9 @@ class Tucker(Codec):
     sparse grid): ints, e.g. the published (480, 240, 240), or fractions of the mode sizes (the
     published ranks are 0.8 of NVP-S's 600x300x300 grid). Core and factors are stored as ``float32``
     (default), ``float16``, or min-max quantized to 8 bits (``uint8``); the ranks are side
-    information. ``clip`` lowers ranks to mode sizes (for the multi-resolution planes);
-    otherwise a rank larger than its mode is an error."""
+    information. ``clip`` lowers each rank to what its mode can use, the mode's size and the product
+    of the other modes' sizes (for the multi-resolution planes); otherwise a rank larger than its mode
+    is an error."""
 
     ranks: tuple[int | float, ...] = (480, 240, 240)
     init: str = "svd"
@@ -73,7 +75,9 @@ class Tucker(Codec):
                 if r > n:
                     raise ValueError(f"tucker: ranks[{mode}]={r} is larger than mode {mode} of size {n} "
                                      f"(channel shape {shape}); use ranks <= the mode sizes or clip=True")
-        return tuple(min(r, n) for r, n in zip(ranks, shape))
+            return ranks
+        total = math.prod(shape)
+        return tuple(min(r, n, total // n) for r, n in zip(ranks, shape))  # a mode's unfolding has rank <= both
 
     def _part_shapes(self, shape: Shape) -> list[Shape]:
         ranks = self.ranks_for(shape)
