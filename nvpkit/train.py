@@ -58,9 +58,10 @@ class TrainConfig:
     """Steps between loss logs (the only host syncs during training)."""
     compile: bool = False
     """Run the decoder through ``torch.compile``, which fuses its elementwise passes: meant for
-    CUDA (not yet measured there); on 2 CPU cores the eager oneDNN path is faster (49 against 80 ms
-    per NVP-S decoder step at 16,384 pixels). The step then calls ``model.latent`` and the compiled
-    ``model.decoder`` (not ``model.forward``). If compiling fails, training goes on eagerly, with a warning."""
+    CUDA (not yet measured there); on 2 CPU cores the eager oneDNN path is faster (a clip-sized NVP-S
+    step 87 against 137 ms, ``benchmarks/train_step.py --compile``). The step then calls ``model.latent``
+    and the compiled ``model.decoder`` (not ``model.forward``). If compiling fails, training goes on
+    eagerly, with a warning."""
 
     def __post_init__(self) -> None:
         positive = {"steps": self.steps, "log_every": self.log_every, "lr": self.lr}
