@@ -7,6 +7,7 @@
 #   full-eager.txt     the published sizes (NVP-S, 600 frames of 1080p, batch 1,245,184): step time,
 #                      the 144,700-step estimate, 1080p render time, peak memory
 #   full-compile.txt   the same with TrainConfig.compile (torch.compile'd decoder)
+#   full-sample.txt    the same, eager, with grid_sample per level instead of the one gather
 #   tf32.txt           the clip-sized step with TF32 matmuls against the float32 port: loss drift
 # Usage (repository root, an environment with nvpkit's dependencies): bash benchmarks/cuda_check.sh
 set -u
@@ -18,5 +19,7 @@ nvidia-smi > "$out/nvidia-smi.txt" 2>&1
 $py -m pytest -q -rs -m cuda tests > "$out/pytest-cuda.txt" 2>&1
 $py benchmarks/train_step.py --device cuda --full-size --rounds 3 --repeat 3 > "$out/full-eager.txt" 2>&1
 $py benchmarks/train_step.py --device cuda --full-size --rounds 3 --repeat 3 --compile > "$out/full-compile.txt" 2>&1
+$py benchmarks/train_step.py --device cuda --full-size --rounds 3 --repeat 3 --lookup sample --compare 0 \
+    > "$out/full-sample.txt" 2>&1
 $py benchmarks/train_step.py --device cuda --compare 200 --rounds 3 --tf32 > "$out/tf32.txt" 2>&1
 tail -n 3 "$out"/*.txt

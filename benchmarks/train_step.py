@@ -76,6 +76,8 @@ def run(device: torch.device, video: nvpkit.Video, batch: int, args: argparse.Na
     config = nvpkit.size_sparse_grid(nvpkit.load_config("nvp_s"), video.num_frames, video.height, video.width)
     trainer = nvpkit.Trainer.from_config(video, config, steps=10_000, batch=batch, device=str(device), seed=args.seed,
                                          compile=args.compile)
+    for plane in (trainer.model.xy, trainer.model.xt, trainer.model.yt):
+        plane.lookup = args.lookup
 
     def fast_step(*batch) -> torch.Tensor:  # TF32 matmuls (CUDA) for the fast step only when asked
         torch.backends.cuda.matmul.allow_tf32 = args.tf32
@@ -90,7 +92,8 @@ def run(device: torch.device, video: nvpkit.Video, batch: int, args: argparse.Na
     generator = torch.Generator().manual_seed(args.seed)
     counts = trainer.model.parameter_counts()
     print(f"\n== {device} | {video} | NVP-S grids + decoder, sparse {config.sparse.shape} | "
-          f"{counts['total']:,} parameters | batch {batch:,} | fast step: compile={args.compile}, tf32={args.tf32}")
+          f"{counts['total']:,} parameters | batch {batch:,} | fast step: compile={args.compile}, tf32={args.tf32}, "
+          f"lookup={args.lookup}")
 
     # over long comparisons a twin port, differing only in its AdamW kernel, shows the drift that
     # float rounding alone causes
@@ -178,6 +181,8 @@ def main() -> None:
     parser.add_argument("--compare", type=int, default=5, help="steps of both variants on the same batches")
     parser.add_argument("--seed", type=int, default=0, help="seed of the weights and the batches")
     parser.add_argument("--compile", action="store_true", help="the fast step with TrainConfig.compile")
+    parser.add_argument("--lookup", default="auto", choices=("auto", "sample", "gather"),
+                        help="2D-grid lookup path of the fast step (auto: sample on the CPU, gather on CUDA)")
     parser.add_argument("--tf32", action="store_true",
                         help="the fast step with TF32 matmuls (CUDA; the port stays float32)")
     args = parser.parse_args()
