@@ -186,18 +186,19 @@ def main() -> None:
     parser.add_argument("--tf32", action="store_true",
                         help="the fast step with TF32 matmuls (CUDA; the port stays float32)")
     args = parser.parse_args()
-    if args.full_size:
-        frames = np.random.default_rng(0).integers(0, 256, (600, 1080, 1920, 3), dtype=np.uint8)
-        video = nvpkit.Video(frames, "synthetic 1080p")
-        args.batch = args.batch or PUBLISHED_BATCH
-    else:
-        video = nvpkit.load_video("sample", args.frames, downscale=args.downscale)
     devices = [torch.device("cpu")] if args.device in ("all", "cpu") else []
     if args.device in ("all", "cuda") and torch.cuda.is_available():
         devices.append(torch.device("cuda"))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
     if not devices:
         print(f"no device to run on: --device {args.device}, CUDA available: {torch.cuda.is_available()}")
+        return
+    if args.full_size:
+        frames = np.random.default_rng(0).integers(0, 256, (600, 1080, 1920, 3), dtype=np.uint8)
+        video = nvpkit.Video(frames, "synthetic 1080p")
+        args.batch = args.batch or PUBLISHED_BATCH
+    else:
+        video = nvpkit.load_video("sample", args.frames, downscale=args.downscale)
     for device in devices:
         run(device, video, args.batch or nvpkit.TrainConfig().batch_for(device), args)
 

@@ -151,31 +151,33 @@ def _map(fn, items: list, device: torch.device) -> list:
 class _SampleLevels(Function):
     @staticmethod
     def forward(ctx, grid: torch.Tensor, *levels: torch.Tensor):
-        ctx.save_for_backward(grid, *levels)
+        ctx.save_for_backward(grid)
+        ctx.shapes = [level.shape for level in levels]  # the backward needs no level values
         out = _map(lambda i: torch.ops.aten.grid_sampler_2d(levels[i][None], grid[i], 0, 1, True),  # [1, F, N, 1]
                    list(range(len(levels))), grid.device)
         return torch.cat(out, 1)[0, :, :, 0].t()  # [1, sum F, N, 1] -> [N, sum F]
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        grid, *levels = ctx.saved_tensors
+        (grid,) = ctx.saved_tensors
+        shapes = ctx.shapes
         grad = grad.t().contiguous()  # [sum F, N]
         starts = [0]
-        for level in levels:
-            starts.append(starts[-1] + level.shape[0])
+        for shape in shapes:
+            starts.append(starts[-1] + shape[0])
 
         def level_grad(i: int) -> torch.Tensor:
             upstream = grad[starts[i]:starts[i + 1], :, None][None]  # [F, N] -> [1, F, N, 1]
             # The level's gradient does not depend on its values, but the kernel also computes the
             # (unused) coordinate gradient, which reads them at every corner: a stride-0 stand-in
             # keeps those reads in one cache line (a third of the backward's time at NVP-S).
-            stand_in = levels[i].new_zeros(1, 1, 1, 1).expand(1, *levels[i].shape)
+            stand_in = grad.new_zeros(1, 1, 1, 1).expand(1, *shapes[i])
             return torch.ops.aten.grid_sampler_2d_backward(upstream, stand_in, grid[i], 0, 1, True,
                                                            [True, False])[0][0]  # [F, R, R]
 
-        order = sorted(range(len(levels)), key=lambda i: -levels[i].numel())  # largest first: balanced threads
+        order = sorted(range(len(shapes)), key=lambda i: -shapes[i].numel())  # largest first: balanced threads
         grads = dict(zip(order, _map(level_grad, order, grad.device)))
-        return (None, *(grads[i] for i in range(len(levels))))
+        return (None, *(grads[i] for i in range(len(shapes))))
 
 
 def sample_levels(levels: list[torch.Tensor], grid: torch.Tensor) -> torch.Tensor:
