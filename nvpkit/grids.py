@@ -5,8 +5,9 @@ semantics (per level: scale ``S = base * s**l - 1``, ``R = ceil(S) + 1`` vertice
 side, position ``p = coord * S + 0.5``, bilinear between the vertices around ``p``,
 clamped at the border). Each level is its own parameter, an image ``[F, R (axis 1),
 R (axis 0)]``, so gradients and optimizer state stay per level. Lookups take one of two
-equal paths (``_kernels.py``): ``grid_sample`` per level, its backward spread over threads
-(the CPU default), or one weighted gather over all levels (the CUDA default).
+equal paths (``_kernels.py``): ``grid_sample`` per level, the level's features as the batch
+the kernels split over threads (the CPU default), or one weighted gather over all levels (the
+CUDA default).
 
 ``SparseGrid3D`` is the sparse positional feature grid ``[T, X, Y, C]``: the nearest
 cell in (t, x, y) plus its 3x3 spatial neighbourhood, concatenated (``9 * C`` features);
@@ -99,8 +100,8 @@ class DenseGrid2D(nn.Module):
 
 def lookup_planes(lookups: list[tuple[DenseGrid2D, torch.Tensor]]) -> torch.Tensor:
     """Features of each ``(grid, coords [N, 2])``, concatenated: ``[N, sum L * F]``. The
-    ``grid_sample`` lookups of all the pairs go through one call, so its threads balance over the
-    levels of every plane, and its result is already the concatenation (stored feature-major)."""
+    ``grid_sample`` lookups of all the pairs go through one call, whose result is already the
+    concatenation (stored feature-major), so no copy joins the planes."""
     if any(grid.uses_gather(coords.device) for grid, coords in lookups):
         return torch.cat([_gather(g, c) if g.uses_gather(c.device) else lookup_planes([(g, c)]) for g, c in lookups], 1)
     levels = [level for grid, _ in lookups for level in grid.lookup_levels()]

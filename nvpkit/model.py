@@ -124,7 +124,7 @@ class NVP(nn.Module):
         """Positional features ``[N, latent_features]`` of points ``coords [N, 3] = (t, x, y)``."""
         t, x, y = coords[:, 0:1], coords[:, 1:2], coords[:, 2:3]
         planes = lookup_planes([(self.xy, torch.cat((x, y), 1)), (self.yt, torch.cat((t, y), 1)),
-                                (self.xt, torch.cat((t, x), 1))])  # [N, 3 L F], one threaded call for all levels
+                                (self.xt, torch.cat((t, x), 1))])  # [N, 3 L F], one call for all levels
         sparse = self.sparse(coords, interpolate_time)  # [N, 9 C]
         return torch.cat((planes.t(), sparse.t())).t()  # [latent, N] storage, feature-major for the decoder
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nvpkit._kernels import _map, gather_rows, linear_t, sample_levels, sine_modulate, with_ones
+from nvpkit._kernels import gather_rows, linear_t, sample_levels, sine_modulate, with_ones
 
 
 def grads(fn, *inputs):
@@ -65,14 +65,3 @@ def test_sample_levels_matches_grid_sample_per_level():
 
     assert_same(lambda *lv: sample_levels(list(lv), grid), plain, *levels)
 
-
-def test_thread_pool_workers_run_ops_single_threaded():
-    """Workers that opened OpenMP teams of their own would oversubscribe the cores and slow every
-    later parallel op of the process: the pool runs them with one torch thread, then restores it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        assert _map(lambda i: torch.get_num_threads(), [0, 1, 2], torch.device("cpu")) == [1, 1, 1]
-        assert torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(threads)
