@@ -59,7 +59,7 @@ class TrainConfig:
     compile: bool = False
     """Run the decoder through ``torch.compile``, which fuses its elementwise passes: meant for
     CUDA (not yet measured there); on 2 CPU cores the eager oneDNN path is faster (a clip-sized NVP-S
-    step 87 against 137 ms, ``benchmarks/train_step.py --compile``). The step then calls ``model.latent``
+    step 83 against 119 ms, ``benchmarks/train_step.py --compile``). The step then calls ``model.latent``
     and the compiled ``model.decoder`` (not ``model.forward``). If compiling fails, training goes on
     eagerly, with a warning."""
 
@@ -128,7 +128,7 @@ class PixelSampler:
     def __call__(self, batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         store = self.frames.device
         index = torch.randint(self.frames.shape[0], (batch,), generator=self.generator, device=store)
-        target = self.frames[index].to(self.device, non_blocking=True).float() / 127.5 - 1.0  # [N, 3]
+        target = self.frames.index_select(0, index).to(self.device, non_blocking=True).float() / 127.5 - 1.0  # [N, 3]
         coords, steps = self.coords(index.to(self.device, non_blocking=True))
         return coords, steps, target
 
