@@ -79,12 +79,16 @@ def run(device: torch.device, video: nvpkit.Video, batch: int, args: argparse.Na
     for plane in (trainer.model.xy, trainer.model.xt, trainer.model.yt):
         plane.lookup = args.lookup
 
-    def fast_step(*batch) -> torch.Tensor:  # TF32 matmuls (CUDA) for the fast step only when asked
-        torch.backends.cuda.matmul.allow_tf32 = args.tf32
-        try:
-            return trainer.step(*batch)
-        finally:
-            torch.backends.cuda.matmul.allow_tf32 = False
+    def fast(fn):  # the fast step's settings around fn: TF32 matmuls (CUDA) only when asked
+        def call(*a):
+            torch.backends.cuda.matmul.allow_tf32 = args.tf32
+            try:
+                return fn(*a)
+            finally:
+                torch.backends.cuda.matmul.allow_tf32 = False
+        return call
+
+    fast_step = fast(trainer.step)
 
     port = PortNVP(trainer.model).to(device)
     port_opt = torch.optim.AdamW(port.parameters(), lr=1e-2, weight_decay=1e-3, foreach=False, fused=False)
@@ -143,25 +147,25 @@ def run(device: torch.device, video: nvpkit.Video, batch: int, args: argparse.Na
         model.zero_grad(set_to_none=True)
         (model.latent(coords) * upstream).sum().backward()
 
+    decode = model.decoder if trainer._compiled is None else trainer._compiled  # as the step runs it
+
     def decoder() -> None:
         model.zero_grad(set_to_none=True)
-        torch.nn.functional.mse_loss(model.decoder(steps, latent), target).backward()
+        torch.nn.functional.mse_loss(decode(steps, latent), target).backward()
 
     fast_step()  # leaves every gradient in place for the optimizer alone
     split = {"optimizer": timed(trainer.optimizer.step, device, repeat),
              "sampling": timed(lambda: trainer.sampler(batch), device, repeat),
              "grids (fwd+bwd)": timed(grids, device, repeat),
-             "decoder (fwd+bwd)": timed(decoder, device, repeat)}
+             "decoder (fwd+bwd)": timed(fast(decoder), device, repeat)}
     print("fast step split: " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in split.items()))
     rates = matmul_rates(device)
     floor = decoder_flops(config) * batch / max(rates.values())
     print("matmul rate at the decoder's shapes: " + ", ".join(f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in rates.items()))
     print(f"decoder floor at the best rate: {floor * 1e3:.1f} ms per step -> at most {batch / floor:,.0f} samples/s "
           f"from the decoder alone")
-    started = time.perf_counter()
-    next(nvpkit.render(trainer.model, video.num_frames, 1080, 1920))
-    sync(device)
-    print(f"full-frame inference of one 1080p frame: {time.perf_counter() - started:.2f} s (chunked, nvpkit.render)")
+    frame = timed(lambda: next(nvpkit.render(trainer.model, video.num_frames, 1080, 1920)), device, 1)
+    print(f"full-frame inference of one 1080p frame: {frame:.2f} s (chunked, nvpkit.render; after a warm-up frame)")
     if device.type == "cuda":
         print(f"peak CUDA memory: {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB")
     else:

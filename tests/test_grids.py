@@ -1,3 +1,4 @@
+import copy
 import math
 
 import pytest
@@ -61,6 +62,25 @@ def test_dense_grid_gradient_matches_direct_computation(dense):
     for got, level in zip(fast, dense.levels):
         assert got.shape == level.shape
         torch.testing.assert_close(got.double(), level.grad.double(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("lookup", ["sample", "gather"])
+def test_dense_grid_lookups_on_cuda_match_the_cpu(lookup):
+    cpu = DenseGrid2D(GridConfig(n_levels=5, n_features_per_level=2, base_resolution=4, per_level_scale=1.6))
+    with torch.no_grad():
+        for level in cpu.levels:
+            level.normal_()
+    gpu = copy.deepcopy(cpu).cuda()
+    gpu.lookup = lookup
+    coords, upstream = torch.rand(3000, 2), torch.randn(3000, 10)
+    (cpu(coords) * upstream).sum().backward()
+    out = gpu(coords.cuda())
+    (out * upstream.cuda()).sum().backward()
+    torch.testing.assert_close(out.cpu(), cpu(coords), rtol=1e-5, atol=1e-5)
+    for want, got in zip(cpu.levels, gpu.levels):
+        torch.testing.assert_close(got.grad.cpu(), want.grad, rtol=1e-4, atol=1e-4)
 
 
 def test_dense_grid_lookups_agree_under_fake_quantization(dense):
