@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 from collections.abc import Iterator
@@ -22,6 +23,23 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def publish(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Move the finished file ``src`` to ``dst`` atomically: a rename on one filesystem, else a copy
+    to a temporary sibling of ``dst`` renamed over it (then ``src`` is removed). Readers of ``dst``
+    see the old file or the whole new one, never a part."""
+    src, dst = Path(src), Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(src, dst)
+    except OSError as err:
+        if err.errno != errno.EXDEV:  # not a move to another filesystem
+            raise
+        with atomic_path(dst) as tmp:
+            shutil.copyfile(src, tmp)
+        src.unlink()
+    return dst
 
 
 @contextlib.contextmanager

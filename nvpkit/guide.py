@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import platform
 import time
 import warnings
@@ -34,7 +33,7 @@ import torch
 
 from . import __version__
 from ._device import resolve_device
-from ._files import atomic_path
+from ._files import atomic_path, publish
 from ._runs import check_out_dir, git_commit, parse_value
 from .compress import Compressor, make_compressor, rd_figure, rd_sweep, video_anchor
 from .compress.compressor import COMPRESSORS
@@ -190,7 +189,8 @@ class GuideConfig(ExperimentConfig):
     """Steps between checkpoints of each arm: a crash or kill costs at most this many; a re-run with
     the same parameters resumes."""
     out_dir: str = "runs/guide"
-    """Where results.json, the figures and the guided arm's checkpoint go."""
+    """Where results.json, the figures and the guided arm's checkpoint go (and the no-guidance arm's
+    while it trains; finished, it moves to ``cache_dir``)."""
     cache_dir: str = "runs/cache"
     """Where the no-guidance arm is cached, keyed by everything that determines it."""
 
@@ -296,21 +296,24 @@ def _train_arm(cfg: GuideConfig, video: Video, guidance: Guidance | None, live: 
     return trainer
 
 
-def _baseline(cfg: GuideConfig, video: Video, live: LivePlot | None, label: str) -> tuple[Trainer, Path]:
-    """The no-guidance arm, from the cache when the same parameters trained it before (a partial
-    run there is resumed)."""
+def _baseline(cfg: GuideConfig, video: Video, live: LivePlot | None, label: str, out: Path
+              ) -> tuple[Trainer, Path]:
+    """The no-guidance arm, from the cache when the same parameters trained it before. Otherwise
+    it trains in this run's own ``out`` folder (resumed there after a kill) and goes to the cache
+    only when finished, so runs in parallel (a sweep) never share a half-trained file; two such
+    runs may both train it, and the cache keeps one of the two finished, equal arms."""
     key = _arm_key(cfg, video, _BASELINE_KEYS)
     path = Path(cfg.cache_dir) / f"baseline-{key}.pt"
     if path.exists():
         trainer = Trainer.load(path, video, device=cfg.device)
-        print(f"{label}: loaded from the cache {path}")
-        if live is not None:
-            live.update(label, trainer.history)
-        return trainer, path
-    partial = path.with_name(f"baseline-{key}.partial.pt")
-    trainer = _train_arm(cfg, video, None, live, label, partial, key)
-    os.replace(partial, path)
-    return trainer, path
+        if trainer.step_count == cfg.steps:
+            print(f"{label}: loaded from the cache {path}")
+            if live is not None:
+                live.update(label, trainer.history)
+            return trainer, path
+        print(f"{label}: the cached {path} stopped at step {trainer.step_count} of {cfg.steps}; training it again")
+    trainer = _train_arm(cfg, video, None, live, label, out / "baseline.pt", key)
+    return trainer, publish(out / "baseline.pt", path)
 
 
 def _overlap(a: list[float], b: list[float]) -> float:
@@ -381,7 +384,7 @@ def run_experiment(cfg: GuideConfig, live: LivePlot | None = None, *, arm_names:
     video = load_video(cfg.dataset, cfg.num_frames, downscale=cfg.downscale)
     base_name, guided_name = arm_names or ("no guidance", f"{cfg.compressor} guidance")
     started = time.perf_counter()
-    baseline, baseline_path = _baseline(cfg, video, live, base_name)
+    baseline, baseline_path = _baseline(cfg, video, live, base_name, out)
     guidance = Guidance(cfg.final_compressor(), cfg.period, video, mode=cfg.mode,
                         reset_optimizer=cfg.reset_optimizer, probe_pixels=cfg.probe_pixels, seed=cfg.seed)
     guided = _train_arm(cfg, video, guidance, live, guided_name, out / "guided.pt",

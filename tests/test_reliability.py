@@ -1,10 +1,14 @@
 """Faults lose nothing, bad input is named, untrusted files are safe."""
+import errno
 import json
 import math
+import os
+import shutil
 import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import nvpkit
+from nvpkit._files import publish
 
 TRAIN = dict(steps=20, batch=1024, log_every=5, device="cpu")
 
@@ -57,13 +62,18 @@ class _Crash(RuntimeError):
 
 
 class _CrashingPlot(nvpkit.LivePlot):
-    """A live plot whose guided-arm callback fails at one step, like a kill mid-run."""
+    """A live plot whose callback for one arm (0: no guidance, 1: guided) fails at one step, like a
+    kill mid-run."""
+
+    def __init__(self, arm: int, step: int):
+        super().__init__(["no guidance", "quantize guidance"], widget=False)
+        self.crash_arm, self.crash_step = self.arms[arm], step
 
     def callback(self, arm, events=()):
         redraw = super().callback(arm, events)
 
         def maybe_crash(trainer):
-            if arm == self.arms[1] and trainer.step_count == 25:
+            if arm == self.crash_arm and trainer.step_count == self.crash_step:
                 raise _Crash("simulated crash")
             redraw(trainer)
         return maybe_crash
@@ -76,7 +86,7 @@ def test_interrupted_experiment_resumes_to_the_same_results(tmp_path):
     straight = nvpkit.run_experiment(nvpkit.GuideConfig(out_dir=str(tmp_path / "a"), **common))
     cfg = nvpkit.GuideConfig(out_dir=str(tmp_path / "b"), **common)
     with pytest.raises(_Crash):
-        nvpkit.run_experiment(cfg, _CrashingPlot(["no guidance", "quantize guidance"], widget=False))
+        nvpkit.run_experiment(cfg, _CrashingPlot(arm=1, step=25))
     assert nvpkit.Trainer.load(tmp_path / "b" / "guided.pt", nvpkit.load_video("sample", 4, downscale=8)
                                ).step_count == 20
     resumed = nvpkit.run_experiment(cfg)
@@ -84,6 +94,50 @@ def test_interrupted_experiment_resumes_to_the_same_results(tmp_path):
     assert untimed(resumed["events"]) == untimed(straight["events"])
     assert [e["step"] for e in resumed["events"]] == [15, 30]
     assert resumed["final"] == straight["final"]
+
+
+def test_half_trained_baseline_never_reaches_the_shared_cache(tmp_path, capsys):
+    """Runs in parallel (a sweep) share the baseline cache: a baseline goes there only when finished,
+    trains and resumes in its run's own folder, and a cached one that stopped early is retrained."""
+    common = dict(num_frames=4, downscale=8, steps=40, period=15, batch=512, log_every=5, device="cpu",
+                  anchor_crfs=(), compressor="quantize", settings={"bits": 4}, checkpoint_every=10,
+                  cache_dir=str(tmp_path / "cache"))
+    video = nvpkit.load_video("sample", 4, downscale=8)
+    cfg = nvpkit.GuideConfig(out_dir=str(tmp_path / "a"), **common)
+    with pytest.raises(_Crash):
+        nvpkit.run_experiment(cfg, _CrashingPlot(arm=0, step=25))
+    assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").iterdir())
+    assert nvpkit.Trainer.load(tmp_path / "a" / "baseline.pt", video).step_count == 20
+    shutil.copyfile(tmp_path / "a" / "baseline.pt", tmp_path / "half.pt")
+    resumed = nvpkit.run_experiment(cfg)
+    assert "resuming from step 20" in capsys.readouterr().out
+    (cached,) = (tmp_path / "cache").iterdir()
+    assert nvpkit.Trainer.load(cached, video).step_count == 40
+    assert not (tmp_path / "a" / "baseline.pt").exists()  # moved to the cache
+
+    shutil.copyfile(tmp_path / "half.pt", cached)  # as if a run had published a half-trained arm
+    other = nvpkit.run_experiment(nvpkit.GuideConfig(out_dir=str(tmp_path / "b"), **common))
+    assert "stopped at step 20 of 40; training it again" in capsys.readouterr().out
+    assert nvpkit.Trainer.load(cached, video).step_count == 40
+    assert other["final"]["no guidance"] == resumed["final"]["no guidance"]
+
+
+def test_publish_to_another_filesystem_copies_atomically(tmp_path, monkeypatch):
+    src, dst = tmp_path / "run" / "baseline.pt", tmp_path / "cache" / "baseline.pt"
+    for path, data in ((src, b"finished"), (dst, b"older")):
+        path.parent.mkdir()
+        path.write_bytes(data)
+    rename = os.replace
+
+    def cross_device(a, b):
+        if Path(a) == src:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        return rename(a, b)
+
+    monkeypatch.setattr(os, "replace", cross_device)
+    assert publish(src, dst) == dst
+    assert dst.read_bytes() == b"finished" and not src.exists()
+    assert list(dst.parent.iterdir()) == [dst]  # no temporary file left
 
 
 def test_non_finite_loss_never_overwrites_the_last_good_checkpoint(tiny_video, tmp_path):

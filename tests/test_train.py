@@ -152,7 +152,8 @@ def test_cpu_trainer_keeps_freed_memory_on_glibc(tiny_video):
     assert keep_freed_memory() == (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
 
 
-@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")  # torch's own, while tracing
+# torch's own warning, while tracing
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
 def test_compiled_decoder_trains_like_eager(tiny_video):
     """With ``compile=True`` the decoder runs through torch.compile (or, where that cannot compile,
     eagerly after a warning): either way the same losses to float rounding."""
