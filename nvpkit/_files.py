@@ -1,10 +1,13 @@
-"""Atomic writes and the no-silent-overwrite rule, shared by every writer in nvpkit."""
+"""Atomic writes, the no-silent-overwrite rule and claims on shared files, for every writer in nvpkit."""
 from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import shutil
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,3 +69,72 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp.exists():
             tmp.unlink()
+
+
+class Claim:
+    """An exclusive claim on some work among processes and hosts that share a filesystem: the
+    ``path`` file, created atomically (``O_EXCL``), names its holder and is touched while the work
+    goes on (``refresh``). A claim whose holder died is taken over: on the same host when its
+    process is gone, anywhere when it has not been touched for ``stale_after`` seconds."""
+
+    def __init__(self, path: str | os.PathLike, stale_after: float = 600.0, refresh_every: float = 30.0):
+        self.path, self.stale_after, self.refresh_every = Path(path), stale_after, refresh_every
+        self._refreshed = 0.0
+
+    def acquire(self) -> bool:
+        """Take the claim (True), or leave it to its living holder (False)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):  # a second try after removing an abandoned claim
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                if not self.abandoned():
+                    return False
+                self.path.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w") as f:
+                json.dump({"host": socket.gethostname(), "pid": os.getpid()}, f)
+            self._refreshed = time.monotonic()
+            return True
+        return False
+
+    def holder(self) -> dict:
+        """Who holds the claim (``host``, ``pid``), or {} when nobody does or it cannot be read."""
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def abandoned(self) -> bool:
+        """Whether the claim's holder is gone (its claim may be taken over)."""
+        try:
+            age = time.time() - self.path.stat().st_mtime
+        except FileNotFoundError:
+            return False  # released meanwhile: acquire again
+        holder = self.holder()
+        if age > self.stale_after:
+            return True
+        return holder.get("host") == socket.gethostname() and not _alive(holder.get("pid"))
+
+    def refresh(self, *_: object) -> None:
+        """Touch the claim (at most every ``refresh_every`` seconds); cheap enough to call every step."""
+        now = time.monotonic()
+        if now - self._refreshed >= self.refresh_every:
+            os.utime(self.path)
+            self._refreshed = now
+
+    def release(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _alive(pid: object) -> bool:
+    """Whether a process ``pid`` runs on this host (True when that cannot be told)."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists but belongs to someone else
+        return True
+    return True

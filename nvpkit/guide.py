@@ -23,6 +23,7 @@ import math
 import platform
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ import torch
 
 from . import __version__
 from ._device import resolve_device
-from ._files import atomic_path, publish
+from ._files import Claim, atomic_path, publish
 from ._runs import check_out_dir, git_commit, parse_value
 from .compress import Compressor, make_compressor, rd_figure, rd_sweep, video_anchor
 from .compress.compressor import COMPRESSORS
@@ -192,7 +193,8 @@ class GuideConfig(ExperimentConfig):
     """Where results.json, the figures and the guided arm's checkpoint go (and the no-guidance arm's
     while it trains; finished, it moves to ``cache_dir``)."""
     cache_dir: str = "runs/cache"
-    """Where the no-guidance arm is cached, keyed by everything that determines it."""
+    """Where the no-guidance arm is cached, keyed by everything that determines it (with a ``.lock``
+    file naming the run that trains it meanwhile); runs that share it need a shared filesystem."""
 
     def __post_init__(self) -> None:
         self._check_ints("period", "probe_pixels", "checkpoint_every")
@@ -263,8 +265,9 @@ _GUIDED_KEYS = _BASELINE_KEYS | {"period", "compressor", "settings", "mode", "re
 
 
 def _train_arm(cfg: GuideConfig, video: Video, guidance: Guidance | None, live: LivePlot | None, label: str,
-               path: Path, key: str) -> Trainer:
-    """Train one arm, checkpointing to ``path``; a checkpoint of the same arm there is resumed."""
+               path: Path, key: str, heartbeat: Callable[[Trainer], Any] | None = None) -> Trainer:
+    """Train one arm, checkpointing to ``path``; a checkpoint of the same arm there is resumed.
+    ``heartbeat`` is called after every step."""
     trainer = None
     if path.exists():
         trainer = Trainer.load(path, video, device=cfg.device)
@@ -285,6 +288,8 @@ def _train_arm(cfg: GuideConfig, video: Video, guidance: Guidance | None, live: 
         guidance.attach(trainer)
         callbacks.append(guidance)
     callbacks.append(Checkpoint(path, cfg.checkpoint_every))
+    if heartbeat is not None:
+        callbacks.append(heartbeat)
     if live is not None:
         live.update(label, trainer.history, guidance.events if guidance else ())
         callbacks.append(live.callback(label, guidance.events if guidance else ()))
@@ -296,24 +301,54 @@ def _train_arm(cfg: GuideConfig, video: Video, guidance: Guidance | None, live: 
     return trainer
 
 
-def _baseline(cfg: GuideConfig, video: Video, live: LivePlot | None, label: str, out: Path
-              ) -> tuple[Trainer, Path]:
-    """The no-guidance arm, from the cache when the same parameters trained it before. Otherwise
-    it trains in this run's own ``out`` folder (resumed there after a kill) and goes to the cache
-    only when finished, so runs in parallel (a sweep) never share a half-trained file; two such
-    runs may both train it, and the cache keeps one of the two finished, equal arms."""
+_POLL_S = 10.0  # seconds between looks at the cache while another run trains the no-guidance arm
+
+
+def _baseline(cfg: GuideConfig, video: Video, live: LivePlot | None, label: str, out: Path, *, wait: bool
+              ) -> tuple[Trainer, Path] | None:
+    """The no-guidance arm: from the cache when the same parameters trained it before, else trained
+    here, in this run's ``out`` folder (resumed there after a kill), and moved to the cache only
+    when finished. Runs in parallel (a sweep) train it once: a claim next to the cache file names
+    the run training it, and the others return None (``wait=False``, so they can train their
+    guided arm meanwhile) or wait for it, taking it over if that run dies."""
     key = _arm_key(cfg, video, _BASELINE_KEYS)
     path = Path(cfg.cache_dir) / f"baseline-{key}.pt"
-    if path.exists():
-        trainer = Trainer.load(path, video, device=cfg.device)
-        if trainer.step_count == cfg.steps:
+    claim = Claim(path.with_name(f"baseline-{key}.lock"))
+    waiting = False
+    while True:
+        trainer = _finished(path, video, cfg)
+        if trainer is None and claim.acquire():
+            try:
+                trainer = _finished(path, video, cfg)  # finished meanwhile by the run that held the claim
+                if trainer is None:
+                    if path.exists():
+                        print(f"{label}: the cached {path} is unfinished; training it again")
+                    trainer = _train_arm(cfg, video, None, live, label, out / "baseline.pt", key, claim.refresh)
+                    return trainer, publish(out / "baseline.pt", path)
+            finally:
+                claim.release()
+        if trainer is not None:
             print(f"{label}: loaded from the cache {path}")
             if live is not None:
                 live.update(label, trainer.history)
             return trainer, path
-        print(f"{label}: the cached {path} stopped at step {trainer.step_count} of {cfg.steps}; training it again")
-    trainer = _train_arm(cfg, video, None, live, label, out / "baseline.pt", key)
-    return trainer, publish(out / "baseline.pt", path)
+        holder = claim.holder()
+        who = f"process {holder.get('pid')} on {holder.get('host')}" if holder else "another run"
+        if not wait:
+            print(f"{label}: {who} is training it ({claim.path}); the guided arm goes first")
+            return None
+        if not waiting:
+            print(f"{label}: waiting for {who} to finish it ({claim.path})")
+            waiting = True
+        time.sleep(_POLL_S)
+
+
+def _finished(path: Path, video: Video, cfg: GuideConfig) -> Trainer | None:
+    """The cached arm at ``path`` if it exists and ran all ``cfg.steps``."""
+    if not path.exists():
+        return None
+    trainer = Trainer.load(path, video, device=cfg.device)
+    return trainer if trainer.step_count == cfg.steps else None
 
 
 def _overlap(a: list[float], b: list[float]) -> float:
@@ -384,11 +419,12 @@ def run_experiment(cfg: GuideConfig, live: LivePlot | None = None, *, arm_names:
     video = load_video(cfg.dataset, cfg.num_frames, downscale=cfg.downscale)
     base_name, guided_name = arm_names or ("no guidance", f"{cfg.compressor} guidance")
     started = time.perf_counter()
-    baseline, baseline_path = _baseline(cfg, video, live, base_name, out)
+    baseline = _baseline(cfg, video, live, base_name, out, wait=False)  # None: another run is training it
     guidance = Guidance(cfg.final_compressor(), cfg.period, video, mode=cfg.mode,
                         reset_optimizer=cfg.reset_optimizer, probe_pixels=cfg.probe_pixels, seed=cfg.seed)
     guided = _train_arm(cfg, video, guidance, live, guided_name, out / "guided.pt",
                         _arm_key(cfg, video, _GUIDED_KEYS))
+    baseline, baseline_path = baseline or _baseline(cfg, video, live, base_name, out, wait=True)
 
     arms = {base_name: baseline, guided_name: guided}
     final, curves = {}, {}

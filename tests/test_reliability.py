@@ -5,9 +5,12 @@ import math
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import nvpkit
-from nvpkit._files import publish
+from nvpkit._files import Claim, publish
 
 TRAIN = dict(steps=20, batch=1024, log_every=5, device="cpu")
 
@@ -117,7 +120,7 @@ def test_half_trained_baseline_never_reaches_the_shared_cache(tmp_path, capsys):
 
     shutil.copyfile(tmp_path / "half.pt", cached)  # as if a run had published a half-trained arm
     other = nvpkit.run_experiment(nvpkit.GuideConfig(out_dir=str(tmp_path / "b"), **common))
-    assert "stopped at step 20 of 40; training it again" in capsys.readouterr().out
+    assert "is unfinished; training it again" in capsys.readouterr().out
     assert nvpkit.Trainer.load(cached, video).step_count == 40
     assert other["final"]["no guidance"] == resumed["final"]["no guidance"]
 
@@ -138,6 +141,70 @@ def test_publish_to_another_filesystem_copies_atomically(tmp_path, monkeypatch):
     assert publish(src, dst) == dst
     assert dst.read_bytes() == b"finished" and not src.exists()
     assert list(dst.parent.iterdir()) == [dst]  # no temporary file left
+
+
+def test_claims_are_exclusive_and_abandoned_ones_are_taken_over(tmp_path):
+    path = tmp_path / "cache" / "work.lock"
+    mine, other = Claim(path), Claim(path, stale_after=60)
+    assert mine.acquire() and not other.acquire()
+    assert other.holder() == {"host": socket.gethostname(), "pid": os.getpid()}
+    old = time.time() - 120
+    os.utime(path, (old, old))
+    mine.refresh()  # not due yet (every 30 s)
+    assert path.stat().st_mtime == pytest.approx(old)
+    mine.refresh_every = 0
+    mine.refresh()
+    assert path.stat().st_mtime > old + 60
+    mine.release()
+    assert other.acquire()
+    other.release()
+    path.write_text(json.dumps({"host": "elsewhere", "pid": 1}))  # a holder on another host
+    assert not other.acquire()
+    os.utime(path, (old, old))  # ... that stopped touching its claim two minutes ago
+    assert other.acquire()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    path.write_text(json.dumps({"host": socket.gethostname(), "pid": dead.pid}))  # a dead process here
+    assert Claim(path).acquire()
+
+
+def test_parallel_runs_train_the_no_guidance_arm_once(tmp_path, capsys, monkeypatch):
+    """A run that finds another, living run training the same no-guidance arm trains its guided arm
+    first and then takes the other's arm from the cache; one whose holder died trains it itself."""
+    monkeypatch.setattr(nvpkit.guide, "_POLL_S", 0.05)
+    common = dict(num_frames=4, downscale=8, steps=20, period=10, batch=512, log_every=5, device="cpu",
+                  anchor_crfs=(), compressor="quantize", settings={"bits": 4}, cache_dir=str(tmp_path / "cache"))
+    first = nvpkit.run_experiment(nvpkit.GuideConfig(out_dir=str(tmp_path / "a"), **common))
+    (cached,) = (tmp_path / "cache").iterdir()
+    finished = tmp_path / "finished.pt"
+    cached.rename(finished)  # as if the arm were still training, in this process (a living holder)
+    lock = cached.with_suffix(".lock")
+    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}))
+
+    def other_run_finishes():
+        shutil.copyfile(finished, tmp_path / "copy.pt")
+        os.replace(tmp_path / "copy.pt", cached)
+        lock.unlink()
+
+    timer = threading.Timer(0.5, other_run_finishes)
+    capsys.readouterr()
+    timer.start()
+    try:
+        second = nvpkit.run_experiment(nvpkit.GuideConfig(out_dir=str(tmp_path / "b"), **common))
+    finally:
+        timer.join()
+    out = capsys.readouterr().out
+    assert out.index("the guided arm goes first") < out.index("loaded from the cache")
+    assert not (tmp_path / "b" / "baseline.pt").exists()
+    assert second["final"]["no guidance"] == first["final"]["no guidance"]
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    cached.unlink()
+    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": dead.pid}))
+    third = nvpkit.run_experiment(nvpkit.GuideConfig(out_dir=str(tmp_path / "c"), **common))
+    assert "goes first" not in capsys.readouterr().out and not lock.exists()
+    assert third["final"]["no guidance"] == first["final"]["no guidance"]
 
 
 def test_non_finite_loss_never_overwrites_the_last_good_checkpoint(tiny_video, tmp_path):
