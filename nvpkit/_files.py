@@ -131,6 +131,8 @@ def _alive(pid: object) -> bool:
     """Whether a process ``pid`` runs on this host (True when that cannot be told)."""
     if not isinstance(pid, int) or pid <= 0:
         return False
+    if os.name == "nt":  # signal 0 would terminate the process there
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
