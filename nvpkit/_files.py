@@ -120,7 +120,8 @@ class Claim:
         """Touch the claim (at most every ``refresh_every`` seconds); cheap enough to call every step."""
         now = time.monotonic()
         if now - self._refreshed >= self.refresh_every:
-            os.utime(self.path)
+            with contextlib.suppress(FileNotFoundError):  # taken over after a long stall: the work goes on
+                os.utime(self.path)
             self._refreshed = now
 
     def release(self) -> None:
