@@ -3,7 +3,8 @@
 # Most important first, each log written as it goes, so a run stopped at its time limit still
 # returns what finished. Logs in $OUT (default runs/cuda-check):
 #   nvidia-smi.txt     the device
-#   pytest-cuda.txt    the CUDA tests (CPU/CUDA agreement of training, compression on the device)
+#   pytest-cuda.txt    the CUDA tests (CPU/CUDA agreement of training and of both lookup paths, no host
+#                      sync in a step, compression on the device)
 #   full-eager.txt     the published sizes (NVP-S, 600 frames of 1080p, batch 1,245,184): step time,
 #                      the 144,700-step estimate, 1080p render time, peak memory
 #   full-compile.txt   the same with TrainConfig.compile (torch.compile'd decoder)

@@ -147,6 +147,24 @@ def test_cuda_training_matches_cpu_closely(tiny_video):
     assert math.isclose(cpu.history["psnr"][-1], gpu.history["psnr"][-1], abs_tol=1.0)
 
 
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("lookup", ["gather", "sample"])
+def test_cuda_steps_never_wait_for_the_host(tiny_video, lookup):
+    """Between logs a CUDA step queues work without a host sync (batches drawn on the device, the
+    loss kept there, nothing read back): any synchronising call raises in this mode."""
+    trainer = make(tiny_video, steps=10, log_every=10, device="cuda")
+    for plane in (trainer.model.xy, trainer.model.xt, trainer.model.yt):
+        plane.lookup = lookup
+    trainer.step()  # first-call set-up may sync
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(3):
+            trainer.step()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
 def test_cpu_trainer_keeps_freed_memory_on_glibc(tiny_video):
     nvpkit.Trainer.from_config(tiny_video, "cpu_s", steps=2, batch=64, device="cpu")
     assert keep_freed_memory() == (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
