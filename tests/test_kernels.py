@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nvpkit._kernels import gather_rows, linear_t, sample_levels, sine_modulate, with_ones
+from nvpkit._kernels import _map, gather_rows, linear_t, sample_levels, sine_modulate, with_ones
 
 
 def grads(fn, *inputs):
@@ -55,8 +55,17 @@ def test_gather_rows_matches_indexing_with_repeats():
     assert_same(lambda t: gather_rows(t, rows), lambda t: t[rows], table)
 
 
-def test_sample_levels_matches_grid_sample_per_level():
-    levels = [torch.randn(2, r, r) for r in (5, 9, 33)]
+@pytest.fixture
+def two_threads():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("features", [1, 2, 3])  # on 2 threads: levels over a thread pool, features as the batch
+def test_sample_levels_matches_grid_sample_per_level(features, two_threads):
+    levels = [torch.randn(features, r, r) for r in (5, 9, 33)]
     grid = torch.rand(3, 1, 400, 1, 2) * 2.2 - 1.1  # a little outside [-1, 1]: border clamping
 
     def plain(*levels):
@@ -64,4 +73,12 @@ def test_sample_levels_matches_grid_sample_per_level():
                           for lv, g in zip(levels, grid.double())], 1)
 
     assert_same(lambda *lv: sample_levels(list(lv), grid), plain, *levels)
+
+
+def test_thread_pool_workers_run_ops_single_threaded(two_threads):
+    """Workers that opened OpenMP teams of their own would oversubscribe the cores and slow every
+    later parallel op of the process: the pool runs them with one torch thread, then restores it."""
+    assert _map(lambda i: torch.get_num_threads(), [0, 1, 2], torch.device("cpu"), width=1) == [1, 1, 1]
+    assert torch.get_num_threads() == 2
+    assert _map(lambda i: torch.get_num_threads(), [0, 1, 2], torch.device("cpu"), width=2) == [2, 2, 2]  # inline
 
