@@ -41,7 +41,7 @@ from .compress.compressor import COMPRESSORS
 from .data import Video, load_video
 from .live import LivePlot, figure_png
 from .model import NVP
-from .render import evaluate
+from .render import chunk_for, evaluate
 from .train import CHECKPOINT_FORMAT, Checkpoint, PixelSampler, Trainer
 
 __all__ = ["Guidance", "PixelProbe", "ExperimentConfig", "GuideConfig", "run_experiment", "bd_metrics",
@@ -69,7 +69,9 @@ class PixelProbe:
         self.target = frames[index].to(sampler.device).float() / 255  # [N, 3]
 
     @torch.inference_mode()
-    def psnr(self, model: NVP, chunk: int = 2**17) -> float:
+    def psnr(self, model: NVP, chunk: int | None = None) -> float:
+        """PSNR in dB over the probe's pixels, ``chunk`` pixels per forward pass (default by device)."""
+        chunk = chunk or chunk_for(self.target.device)
         error = torch.zeros((), device=self.target.device, dtype=torch.float64)
         for lo in range(0, len(self.target), chunk):
             out = model(self.coords[lo:lo + chunk], self.steps[lo:lo + chunk])
