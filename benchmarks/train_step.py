@@ -28,6 +28,7 @@ import torch
 import nvpkit
 from nvpkit import _kernels
 from nvpkit.reference import PortNVP, port_batch, port_update
+from nvpkit.grids import LOOKUPS
 from nvpkit.train import PUBLISHED_BATCH
 
 
@@ -185,7 +186,7 @@ def main() -> None:
     parser.add_argument("--compare", type=int, default=5, help="steps of both variants on the same batches")
     parser.add_argument("--seed", type=int, default=0, help="seed of the weights and the batches")
     parser.add_argument("--compile", action="store_true", help="the fast step with TrainConfig.compile")
-    parser.add_argument("--lookup", default="auto", choices=("auto", "sample", "gather"),
+    parser.add_argument("--lookup", default="auto", choices=LOOKUPS,
                         help="2D-grid lookup path of the fast step (auto: sample on the CPU, gather on CUDA)")
     parser.add_argument("--tf32", action="store_true",
                         help="the fast step with TF32 matmuls (CUDA; the port stays float32)")

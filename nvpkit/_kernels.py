@@ -156,12 +156,13 @@ class _SampleLevels(Function):
     def forward(ctx, grid: torch.Tensor, *levels: torch.Tensor):
         ctx.save_for_backward(grid)
         ctx.shapes = [level.shape for level in levels]  # the backward needs no level values
+        ctx.width = min(shape[0] for shape in ctx.shapes)  # images per kernel call: the fewest features
 
         def sample(i: int) -> torch.Tensor:  # [F, 1, N, 1]: one image per feature
             return torch.ops.aten.grid_sampler_2d(levels[i][:, None], _per_feature(grid[i], levels[i].shape[0]),
                                                   0, 1, True)
 
-        out = _map(sample, list(range(len(levels))), grid.device, min(s[0] for s in ctx.shapes))
+        out = _map(sample, list(range(len(levels))), grid.device, ctx.width)
         return torch.cat(out)[:, 0, :, 0].t()  # [sum F, 1, N, 1] -> [N, sum F]
 
     @staticmethod
@@ -184,7 +185,7 @@ class _SampleLevels(Function):
                 upstream, stand_in, _per_feature(grid[i], features), 0, 1, True, [True, False])[0][:, 0]  # [F, R, R]
 
         order = sorted(range(len(shapes)), key=lambda i: -shapes[i].numel())  # largest first: balanced threads
-        grads = dict(zip(order, _map(level_grad, order, grad.device, min(s[0] for s in shapes))))
+        grads = dict(zip(order, _map(level_grad, order, grad.device, ctx.width)))
         return (None, *(grads[i] for i in range(len(shapes))))
 
 

@@ -318,10 +318,10 @@ def _baseline(cfg: GuideConfig, video: Video, live: LivePlot | None, label: str,
     claim = Claim(path.with_name(f"baseline-{key}.lock"))
     waiting = False
     while True:
-        trainer = _finished(path, video, cfg)
+        trainer = _cached_arm(path, video, cfg)
         if trainer is None and claim.acquire():
             try:
-                trainer = _finished(path, video, cfg)  # finished meanwhile by the run that held the claim
+                trainer = _cached_arm(path, video, cfg)  # finished meanwhile by the run that held the claim
                 if trainer is None:
                     if path.exists():
                         print(f"{label}: the cached {path} is unfinished; training it again")
@@ -345,7 +345,7 @@ def _baseline(cfg: GuideConfig, video: Video, live: LivePlot | None, label: str,
         time.sleep(_POLL_S)
 
 
-def _finished(path: Path, video: Video, cfg: GuideConfig) -> Trainer | None:
+def _cached_arm(path: Path, video: Video, cfg: GuideConfig) -> Trainer | None:
     """The cached arm at ``path`` if it exists and ran all ``cfg.steps``."""
     if not path.exists():
         return None
