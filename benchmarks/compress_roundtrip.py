@@ -26,8 +26,9 @@ import numpy as np
 import torch
 
 import nvpkit
-from nvpkit.compress import make_compressor, quantize
-from nvpkit.compress.compressor import _channels
+from nvpkit.compress import make_compressor
+from nvpkit.parts import channels
+from nvpkit.quantization import quantize
 
 FF = imageio_ffmpeg.get_ffmpeg_exe()
 
@@ -39,13 +40,13 @@ def ffmpeg(*args: str) -> None:
 def files_route(model: nvpkit.NVP, folder: Path) -> None:
     """Dump PNGs, run the CLI, read back (as experiment_scripts/compression.py + compression.ipynb)."""
     for grid, q in zip(("xy", "xt", "yt"), (2, 3, 3)):
-        for i, plane in enumerate(_channels(model, grid)):
+        for i, plane in enumerate(channels(model, grid)):
             codes = quantize(plane, 8)[0].numpy().astype(np.uint8)
             src, dst = folder / f"{grid}{i}.png", folder / f"{grid}{i}.jpg"
             iio.imwrite(src, codes)
             ffmpeg("-i", str(src), "-qscale:v", str(q), str(dst))
             iio.imread(dst)
-    for c, volume in enumerate(_channels(model, "sparse")):
+    for c, volume in enumerate(channels(model, "sparse")):
         frames = folder / f"dim{c}"
         frames.mkdir(exist_ok=True)
         codes = quantize(volume, 8)[0].numpy().astype(np.uint8)
@@ -61,7 +62,7 @@ def files_route(model: nvpkit.NVP, folder: Path) -> None:
 
 
 def encoder_only(model: nvpkit.NVP, folder: Path) -> float:
-    for c, volume in enumerate(_channels(model, "sparse")):
+    for c, volume in enumerate(channels(model, "sparse")):
         raw = folder / f"raw{c}.gray"
         raw.write_bytes(quantize(volume, 8)[0].numpy().astype(np.uint8).tobytes())
     started = time.perf_counter()
@@ -103,7 +104,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             times["encoder"].append(encoder_only(model, Path(tmp)))
         started = time.perf_counter()
-        make_compressor("hevc").sparse.encode(_channels(model, "sparse"))
+        make_compressor("hevc").sparse.encode(channels(model, "sparse"))
         times.setdefault("in-process HEVC encode", []).append(time.perf_counter() - started)
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"sparse grid {tuple(config.sparse.shape)}, 2D grids of NVP-S; {torch.get_num_threads()} threads; "

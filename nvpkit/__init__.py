@@ -5,33 +5,59 @@ compression-guided training of them, from a notebook.
     trainer = nvpkit.Trainer.from_config(video, "cpu_s", steps=300)
     trainer.train()
     print(nvpkit.evaluate(trainer.model, video, write="recon.mp4"))
-"""
-__version__ = "0.1.0"
 
-from .compress import (ArtifactError, Compressed, Compressor, find_setting, load_compressed, make_compressor,
-                       rd_figure, rd_sweep, save_compressed, video_anchor)
-from .config import (PRESETS, GridConfig, NetworkConfig, NVPConfig, SparseGridConfig, count_parameters,
-                     load_config, size_sparse_grid)
+Layers, each importing only those before it: the core (this package's modules: config, data,
+grids, model, train, rendering, metrics, parts, quantization), ``compress``, ``experiments``,
+``viz``, ``sweeps``. ``import nvpkit`` loads torch and the core; the names of the other layers
+below load their layer on first use, so a training script does not pay for the notebook, plotting
+and Ray stacks.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ._version import __version__
+from .config import PRESETS, GridConfig, NetworkConfig, NVPConfig, SparseGridConfig, load_config, size_sparse_grid
 from .data import SAMPLES, Video, load_video, video_writer, write_video
 from .grids import DenseGrid2D, SparseGrid3D
-from .guide import GuideConfig, Guidance, PixelProbe, bd_metrics, format_table, run_experiment
-from .initialize import (InitConfig, PullToInit, format_init_table, run_init_experiment, steps_to_reach,
-                         tucker_init)
-from .live import LivePlot
 from .metrics import ms_ssim, psnr
 from .model import NVP
-from .render import Evaluation, evaluate, render
-from .sweep import collect, format_sweep_table, parse_grid, save_figures, sweep, sweep_table
+from .parts import count_parameters
+from .rendering import Evaluation, evaluate, render
 from .train import TrainConfig, Trainer
 
+_LAZY = {
+    "compress": ("ArtifactError", "Compressed", "Compressor", "find_setting", "load_compressed", "make_compressor",
+                 "rd_sweep", "save_compressed", "video_anchor"),
+    "experiments": ("ExperimentConfig", "GuideConfig", "InitConfig", "Guidance", "PixelProbe", "Results",
+                    "bd_metrics", "run_experiment", "run_init_experiment", "PullToInit", "steps_to_reach",
+                    "tucker_init"),
+    "viz": ("LivePlot", "rd_figure", "save_experiment_figures", "format_table", "format_init_table",
+            "format_sweep_table"),
+    "sweeps": ("sweep", "parse_grid", "collect", "sweep_table", "save_figures"),
+}
+_HOME = {name: layer for layer, names in _LAZY.items() for name in names}
 
 __all__ = [
-    "PRESETS", "GridConfig", "NetworkConfig", "NVPConfig", "SparseGridConfig", "count_parameters", "load_config",
-    "size_sparse_grid", "SAMPLES", "Video", "load_video", "video_writer", "write_video", "DenseGrid2D",
-    "SparseGrid3D", "ms_ssim", "psnr", "NVP", "Evaluation", "evaluate", "render", "TrainConfig", "Trainer",
-    "ArtifactError", "Compressed", "Compressor", "find_setting", "load_compressed", "make_compressor", "rd_figure",
-    "rd_sweep", "save_compressed", "video_anchor", "GuideConfig", "Guidance", "PixelProbe", "bd_metrics",
-    "format_table", "run_experiment", "LivePlot", "InitConfig", "PullToInit", "format_init_table",
-    "run_init_experiment", "steps_to_reach", "tucker_init", "sweep", "parse_grid", "collect", "sweep_table",
-    "format_sweep_table", "save_figures",
+    "__version__", "PRESETS", "GridConfig", "NetworkConfig", "NVPConfig", "SparseGridConfig", "count_parameters",
+    "load_config", "size_sparse_grid", "SAMPLES", "Video", "load_video", "video_writer", "write_video",
+    "DenseGrid2D", "SparseGrid3D", "ms_ssim", "psnr", "NVP", "Evaluation", "evaluate", "render", "TrainConfig",
+    "Trainer", *_LAZY, *_HOME,
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The layers (``nvpkit.compress``, ``.experiments``, ``.viz``, ``.sweeps``) and their names,
+    imported on first use."""
+    if name in _LAZY:
+        return importlib.import_module(f".{name}", __name__)
+    if name in _HOME:
+        value = getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'nvpkit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -3,19 +3,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 
-import torch
-
-from . import __version__
-from ._files import atomic_path
+from ._files import write_json
 from .data import load_video
-from .render import evaluate
-from .train import Checkpoint, Trainer
+from .provenance import provenance
+from .rendering import evaluate
+from .train import Checkpoint, Trainer, resume_or_start
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -25,31 +22,23 @@ def _train(args: argparse.Namespace) -> None:
     video = load_video(args.dataset, args.num_frames, downscale=args.downscale)
     checkpoint = out / "checkpoint.pt"
     run = {k: v for k, v in vars(args).items() if k not in ("out", "overwrite", "checkpoint_every")}
-    trainer = Trainer.load(checkpoint, video, device=args.device) if checkpoint.exists() else None
-    if trainer is not None and trainer.extra.get("arguments") != run:
-        if not args.overwrite:
-            sys.exit(f"nvpkit: {str(checkpoint)!r} is from other arguments; pass --overwrite or choose another --out")
-        trainer = None
-    if trainer is None:
-        trainer = Trainer.from_config(video, args.config, steps=args.steps, batch=args.batch, lr=args.lr,
-                                      seed=args.seed, device=args.device, compile=args.compile)
-        trainer.extra["arguments"] = run
-    else:
+    trainer = resume_or_start(
+        checkpoint, video, json.dumps(run, sort_keys=True),
+        lambda: Trainer.from_config(video, args.config, steps=args.steps, batch=args.batch, lr=args.lr,
+                                    seed=args.seed, device=args.device, compile=args.compile),
+        device=args.device, overwrite=args.overwrite)
+    if trainer.step_count:
         print(f"resuming from step {trainer.step_count} ({checkpoint})")
     counts = trainer.model.parameter_counts()
     print(f"{video}; model {args.config}: {counts['total']:,} parameters; {trainer.config.steps} steps of "
           f"{trainer.batch:,} pixels on {trainer.device}")
     trainer.train(callbacks=[Checkpoint(checkpoint, args.checkpoint_every)])
     result = evaluate(trainer.model, video, write=out / "reconstruction.mp4", overwrite=args.overwrite)
-    with atomic_path(out / "results.json") as tmp:
-        tmp.write_text(json.dumps({
-            "arguments": vars(args), "video": {"name": video.name, "shape": list(video.frames.shape)},
-            "model_config": trainer.model.config.to_dict(), "train_config": asdict(trainer.config),
-            "parameters": counts, "evaluation": result.to_dict(), "history": trainer.history,
-            "versions": {"nvpkit": __version__, "torch": torch.__version__, "python": platform.python_version()},
-            "device": torch.cuda.get_device_name(trainer.device) if trainer.device.type == "cuda"
-            else platform.processor() or "cpu",
-        }, indent=1))
+    write_json(out / "results.json", {
+        "arguments": vars(args), "video": {"name": video.name, "shape": list(video.frames.shape)},
+        "model_config": trainer.model.config.to_dict(), "train_config": asdict(trainer.config),
+        "parameters": counts, "evaluation": result.to_dict(), "history": trainer.history,
+        "provenance": provenance(trainer.device)})
     ssim = f", MS-SSIM {result.ms_ssim:.4f}" if result.ms_ssim is not None else ""
     print(f"PSNR {result.psnr:.2f} dB{ssim} over {video.num_frames} frames "
           f"(training {trainer.elapsed:.0f} s); reconstruction: {out / 'reconstruction.mp4'}")

@@ -10,6 +10,7 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 def refuse_overwrite(path: str | os.PathLike, overwrite: bool) -> Path:
@@ -18,6 +19,27 @@ def refuse_overwrite(path: str | os.PathLike, overwrite: bool) -> Path:
     if path.exists() and not overwrite:
         raise FileExistsError(f"{str(path)!r} exists; pass overwrite=True to replace it")
     return path
+
+
+def check_out_dir(out_dir: str | os.PathLike, config: dict[str, Any], overwrite: bool) -> Path:
+    """Create ``out_dir``, refusing one whose results.json came from other parameters (unless
+    ``overwrite``): nothing is replaced silently."""
+    out = Path(out_dir)
+    existing = out / "results.json"
+    if existing.exists() and not overwrite:
+        saved = json.loads(existing.read_text()).get("config")
+        if saved != config:
+            raise FileExistsError(f"{str(out)!r} holds results of other parameters; choose another out_dir or "
+                                  "set overwrite=True")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def write_json(path: str | os.PathLike, data: Any) -> Path:
+    """Write ``data`` as indented JSON, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=1))
+    return Path(path)
 
 
 def _fsync(path: Path) -> None:

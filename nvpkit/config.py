@@ -24,7 +24,6 @@ __all__ = [
     "PRESETS",
     "load_config",
     "size_sparse_grid",
-    "count_parameters",
 ]
 
 
@@ -139,22 +138,6 @@ class NVPConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict of the dataclass fields (for results.json)."""
         return asdict(self)
-
-
-def count_parameters(config: NVPConfig) -> dict[str, int]:
-    """Parameter counts per part, from shapes alone (no allocation)."""
-    latent, hidden, layers = config.latent_features, config.network.n_neurons, config.network.n_hidden_layers
-    modulator = (latent * hidden + hidden) + (layers - 1) * ((hidden + latent) * hidden + hidden)
-    siren = (1 * hidden + hidden) + (layers - 1) * (hidden * hidden + hidden) + (hidden * 3 + 3)
-    counts = {
-        "xy": config.xy.num_parameters(),
-        "xt": config.xt.num_parameters(),
-        "yt": config.yt.num_parameters(),
-        "sparse": config.sparse.num_parameters(),
-        "decoder": modulator + siren,
-    }
-    counts["total"] = sum(counts.values())
-    return counts
 
 
 # -- parsing and validation -----------------------------------------------------------------------

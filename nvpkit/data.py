@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ._checks import check_int
 from ._files import atomic_path, refuse_overwrite
 
 __all__ = ["Video", "load_video", "write_video", "video_writer", "SAMPLES"]
@@ -191,11 +192,9 @@ def load_video(source: str | Path | np.ndarray = "sample", num_frames: int | Non
         name: name to record (the file or folder stem by default).
     """
     for key, value, least in (("start", start, 0), ("stride", stride, 1), ("downscale", downscale, 1)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < least:
-            raise ValueError(f"load_video: {key} must be an int >= {least}, got {value!r}")
-    if num_frames is not None and (not isinstance(num_frames, int) or isinstance(num_frames, bool)
-                                   or num_frames < 1):
-        raise ValueError(f"load_video: num_frames must be a positive int or None, got {num_frames!r}")
+        check_int("load_video", key, value, least)
+    if num_frames is not None:
+        check_int("load_video", "num_frames", num_frames, 1)
 
     rate = 25.0
     if isinstance(source, np.ndarray):

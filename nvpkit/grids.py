@@ -23,8 +23,9 @@ from torch import nn
 
 from ._kernels import gather_levels, gather_rows, sample_levels
 from .config import GridConfig, SparseGridConfig
+from .quantization import fake_quantize
 
-__all__ = ["DenseGrid2D", "SparseGrid3D", "fake_quantize", "lookup_planes"]
+__all__ = ["DenseGrid2D", "SparseGrid3D", "lookup_planes", "LOOKUPS"]
 
 LOOKUPS = ("auto", "sample", "gather")
 
@@ -162,16 +163,6 @@ class SparseGrid3D(nn.Module):
         before = gather_rows(table, lo[:, None] * (xs * ys) + cells).view(n, 9 * c)
         after = gather_rows(table, hi[:, None] * (xs * ys) + cells).view(n, 9 * c)
         return before + w * (after - before)
-
-
-def fake_quantize(x: torch.Tensor, bits: int, dims: tuple[int, ...]) -> torch.Tensor:
-    """Min-max uniform quantization over ``dims`` (one range per remaining index) in the forward
-    pass, identity in the backward pass (straight-through estimator)."""
-    lo, hi = x.amin(dims, keepdim=True), x.amax(dims, keepdim=True)
-    levels = 2**bits - 1
-    scale = (hi - lo).clamp_min(1e-12) / levels
-    q = ((x - lo) / scale + 0.5).floor().clamp(0, levels) * scale + lo
-    return x + (q - x).detach()
 
 
 def _nearest(coord: torch.Tensor, size: int) -> torch.Tensor:

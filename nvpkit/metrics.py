@@ -1,19 +1,27 @@
 """Image quality metrics on frames in [0, 1], ``[B, H, W, 3]`` (channels last, as videos are stored)."""
 from __future__ import annotations
 
+import math
+
 import torch
 from pytorch_msssim import ms_ssim as _ms_ssim
 
-__all__ = ["psnr", "ms_ssim", "MS_SSIM_MIN_SIDE"]
+__all__ = ["psnr", "psnr_from_mse", "ms_ssim", "MS_SSIM_MIN_SIDE"]
 
 MS_SSIM_MIN_SIDE = 161
 """MS-SSIM (5 scales, 11-px window) needs frames whose short side exceeds (11 - 1) * 2**4 = 160 px."""
 
 
+def psnr_from_mse(mse: float | torch.Tensor, peak: float = 1.0) -> float | torch.Tensor:
+    """``10 log10(peak² / MSE)`` in dB (``peak`` 2 for signals in [-1, 1]); a zero MSE counts as 1e-20."""
+    if isinstance(mse, torch.Tensor):
+        return 10 * torch.log10(peak**2 / mse.clamp_min(1e-20))
+    return 10 * math.log10(peak**2 / max(mse, 1e-20))
+
+
 def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-frame PSNR in dB, ``[B]``: ``10 log10(1 / MSE)`` with ``pred`` clamped to [0, 1]."""
-    mse = (pred.clamp(0, 1) - target).square().flatten(1).mean(1)
-    return 10 * torch.log10(1.0 / mse)
+    """Per-frame PSNR in dB, ``[B]``, with ``pred`` clamped to [0, 1]."""
+    return psnr_from_mse((pred.clamp(0, 1) - target).square().flatten(1).mean(1))
 
 
 def ms_ssim(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -16,8 +16,9 @@ import torch
 from torch import nn
 
 from ._kernels import linear_t, sine_modulate, with_ones
-from .config import NVPConfig, count_parameters, load_config
+from .config import NVPConfig, load_config
 from .grids import DenseGrid2D, SparseGrid3D, lookup_planes
+from .parts import GRIDS, count_parameters
 
 __all__ = ["NVP", "ModulatedSiren"]
 
@@ -89,16 +90,30 @@ class ModulatedSiren(nn.Module):
         return linear_t(h, self.last.weight, self.last.bias).t()  # [3, N] -> [N, 3]
 
 
-def _check_host_memory(config: NVPConfig) -> None:
-    """Refuse, with the size, a model whose parameters alone exceed the free host memory."""
-    need = count_parameters(config)["total"] * 4
+def available_host_memory() -> int | None:
+    """Bytes the kernel can hand out without swapping (MemAvailable: free memory plus the page
+    cache it can drop), or None where that cannot be read."""
     try:
-        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
-        return
-    if need > free:
+        return None
+
+
+def _check_host_memory(config: NVPConfig) -> None:
+    """Refuse, with the size, a model whose parameters alone exceed the available host memory."""
+    need = count_parameters(config)["total"] * 4
+    available = available_host_memory()
+    if available is not None and need > available:
         raise ValueError(f"NVP: this config has {need / 4:,.0f} parameters ({need / 2**30:.1f} GiB as float32) "
-                         f"but only {free / 2**30:.1f} GiB of memory is free; use a smaller preset or sparse grid")
+                         f"but only {available / 2**30:.1f} GiB of memory is available; use a smaller preset or "
+                         "sparse grid")
 
 
 class NVP(nn.Module):
@@ -118,7 +133,7 @@ class NVP(nn.Module):
 
     def grids(self) -> dict[str, nn.Module]:
         """The latent grids by name (``xy``, ``xt``, ``yt``, ``sparse``): what compressors act on."""
-        return {"xy": self.xy, "xt": self.xt, "yt": self.yt, "sparse": self.sparse}
+        return {name: getattr(self, name) for name in GRIDS}
 
     def latent(self, coords: torch.Tensor, interpolate_time: bool = False) -> torch.Tensor:
         """Positional features ``[N, latent_features]`` of points ``coords [N, 3] = (t, x, y)``."""

@@ -23,13 +23,15 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ._checks import check_int, is_int
 from ._device import keep_freed_memory, resolve_device
 from ._files import atomic_path
 from .config import NVPConfig, load_config, size_sparse_grid
 from .data import Video
+from .metrics import psnr_from_mse
 from .model import NVP
 
-__all__ = ["TrainConfig", "Trainer", "PixelSampler", "Checkpoint"]
+__all__ = ["TrainConfig", "Trainer", "PixelSampler", "Checkpoint", "resume_or_start"]
 
 PUBLISHED_BATCH = 1_245_184
 CPU_BATCH = 2**14
@@ -64,20 +66,15 @@ class TrainConfig:
     eagerly, with a warning."""
 
     def __post_init__(self) -> None:
-        positive = {"steps": self.steps, "log_every": self.log_every, "lr": self.lr}
+        for name in ("steps", "log_every"):
+            check_int("TrainConfig", name, getattr(self, name), 1)
+        check_int("TrainConfig", "seed", self.seed)
         if self.batch is not None:
-            positive["batch"] = self.batch
-        for name, value in positive.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ValueError(f"TrainConfig.{name} must be > 0, got {value!r}")
-        for name in ("steps", "log_every", "seed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"TrainConfig.{name} must be an int, got {value!r}")
+            check_int("TrainConfig", "batch", self.batch, 1)
+        if not (is_int(self.lr) or isinstance(self.lr, float)) or not self.lr > 0:
+            raise ValueError(f"TrainConfig: lr={self.lr!r} is not allowed; use a number > 0")
         if not isinstance(self.compile, bool):
-            raise ValueError(f"TrainConfig.compile must be True or False, got {self.compile!r}")
-        if self.batch is not None and (isinstance(self.batch, bool) or not isinstance(self.batch, int)):
-            raise ValueError(f"TrainConfig.batch must be an int or None, got {self.batch!r}")
+            raise ValueError(f"TrainConfig: compile={self.compile!r} is not allowed; use True or False")
         if not 0 <= self.lr_min <= self.lr:
             raise ValueError(f"TrainConfig.lr_min must be in [0, lr={self.lr}], got {self.lr_min!r}")
         if self.weight_decay < 0:
@@ -221,6 +218,10 @@ class Trainer:
         self._compile_checked = True
         return loss
 
+    def pending_loss(self) -> float:
+        """The summed loss of the steps since the last log (a host sync)."""
+        return self._loss_sum.item()
+
     @property
     def elapsed(self) -> float:
         """Seconds spent in ``train()`` so far (across resumes)."""
@@ -234,7 +235,7 @@ class Trainer:
                                      f"(now {self.config.lr}) or check the video")
         self._loss_sum.zero_()
         self._loss_steps = 0
-        record = {"step": self.step_count, "loss": loss, "psnr": 10 * math.log10(4.0 / max(loss, 1e-12)),
+        record = {"step": self.step_count, "loss": loss, "psnr": psnr_from_mse(loss, peak=2.0),
                   "seconds": self.elapsed}
         for key, value in record.items():
             self.history[key].append(value)
@@ -246,8 +247,7 @@ class Trainer:
         trainer after each step. Logs every ``log_every`` steps and at the planned last step (the same
         points however the run is split into calls); returns the history."""
         steps = self.config.steps - self.step_count if steps is None else steps
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-            raise ValueError(f"train: steps must be an int >= 0, got {steps!r}")
+        check_int("train", "steps", steps, 0)
         callbacks = list(callbacks)
         bar = tqdm(total=steps, disable=not progress, desc="train", unit="step")
         self._started = time.perf_counter()
@@ -279,7 +279,7 @@ class Trainer:
             "generator": self.sampler.generator.get_state(),
             "step": self.step_count,
             "seconds": self.elapsed,
-            "pending_loss": [self._loss_sum.item(), self._loss_steps],  # steps since the last log
+            "pending_loss": [self.pending_loss(), self._loss_steps],  # steps since the last log
             "history": self.history,
             "extra": self.extra,
         }
@@ -334,14 +334,30 @@ class Checkpoint:
     state goes into ``trainer.extra``."""
 
     def __init__(self, path: str | Path, every: int):
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(f"Checkpoint: every must be an int >= 1, got {every!r}")
-        self.path, self.every = Path(path), every
+        self.path, self.every = Path(path), check_int("Checkpoint", "every", every, 1)
 
     def __call__(self, trainer: Trainer) -> None:
         if trainer.step_count % self.every == 0 or trainer.step_count == trainer.config.steps:
-            pending = trainer._loss_sum.item()  # one host sync per checkpoint
+            pending = trainer.pending_loss()  # one host sync per checkpoint
             if not math.isfinite(pending):
                 raise FloatingPointError(f"training loss became {pending} before step {trainer.step_count}; "
                                          f"not saving over the last good checkpoint {str(self.path)!r}")
             trainer.save(self.path)
+
+
+def resume_or_start(path: str | Path, video: Video, key: str, start: Callable[[], Trainer], *,
+                    device: str | None = None, overwrite: bool = False) -> Trainer:
+    """The trainer checkpointed at ``path`` when it was started with the same ``key`` (kept in
+    ``trainer.extra["key"]``), else a new one from ``start()``. A checkpoint of another key is
+    replaced only with ``overwrite``; otherwise ``FileExistsError``."""
+    path = Path(path)
+    if path.exists():
+        trainer = Trainer.load(path, video, device=device)
+        if trainer.extra.get("key") == key:
+            return trainer
+        if not overwrite:
+            raise FileExistsError(f"{str(path)!r} holds a run with other parameters; set overwrite=True or "
+                                  "choose another folder")
+    trainer = start()
+    trainer.extra["key"] = key
+    return trainer

@@ -39,9 +39,9 @@ def test_train_command_resumes_an_interrupted_run(tmp_path):
     straight = json.loads((out / "results.json").read_text())
     # what a run killed after step 10 leaves: its checkpoint at step 10, no results
     video = nvpkit.load_video("sample", 4, downscale=8)
-    arguments = nvpkit.Trainer.load(out / "checkpoint.pt", video).extra["arguments"]
+    key = nvpkit.Trainer.load(out / "checkpoint.pt", video).extra["key"]
     killed = nvpkit.Trainer.from_config(video, "cpu_s", steps=20, batch=1024, device="cpu")
-    killed.extra["arguments"] = arguments
+    killed.extra["key"] = key
     killed.train(10, progress=False)
     killed.save(out / "checkpoint.pt")
     for name in ("results.json", "reconstruction.mp4"):
@@ -51,4 +51,4 @@ def test_train_command_resumes_an_interrupted_run(tmp_path):
     assert json.loads((out / "results.json").read_text())["evaluation"]["psnr"] == straight["evaluation"]["psnr"]
     (out / "results.json").unlink()
     other = run(*[a if a != "20" else "30" for a in args])
-    assert other.returncode != 0 and "other arguments" in other.stderr
+    assert other.returncode != 0 and "other parameters" in other.stderr

@@ -6,7 +6,8 @@ import torch
 
 import nvpkit
 from nvpkit.compress import (AV1, H264, HEVC, JPEG, PNG, CodecError, Compressor, Float, Quantize, Tucker, WebP,
-                             dequantize, make_compressor, quantize)
+                             make_compressor)
+from nvpkit.quantization import dequantize, quantize
 from nvpkit.compress.base import pack_bits, unpack_bits
 
 

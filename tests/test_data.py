@@ -160,7 +160,7 @@ def test_bad_arrays_and_arguments(tmp_path, frames):
     np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object))
     with pytest.raises(ValueError, match="objects.npy.*not a readable"):
         nvpkit.load_video(tmp_path / "objects.npy")
-    with pytest.raises(ValueError, match="stride must be an int >= 1, got 0"):
+    with pytest.raises(ValueError, match="stride=0 is not allowed; use an int >= 1"):
         nvpkit.load_video(frames, stride=0)
     with pytest.raises(ValueError, match="crop=.*does not fit"):
         nvpkit.load_video(frames, crop=(0, 0, 100, 10))

@@ -4,8 +4,9 @@ import pytest
 import torch
 
 import nvpkit
-from nvpkit.compress import Compressor, Float, Quantize
-from nvpkit.grids import fake_quantize
+from nvpkit.compress import Compressor, Quantize
+from nvpkit.experiments import Results
+from nvpkit.quantization import fake_quantize
 
 
 def trainer_for(video, steps=30, **kw):
@@ -88,25 +89,36 @@ def test_probe_over_all_pixels_is_the_mse_psnr(tiny_video):
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    ({"period": 0}, "period must be an int >= 1"), ({"period": 50, "steps": 50}, "smaller than steps"),
+    ({"period": 0}, "period=0 is not allowed"), ({"period": 50, "steps": 50}, "smaller than steps"),
     ({"compressor": "gzip"}, "compressor='gzip'"), ({"settings": {"crf": 99}}, "crf=99"),
-    ({"mode": "always"}, "mode='always'"), ({"batch": -1}, "batch must be"),
+    ({"mode": "always"}, "mode='always'"), ({"batch": -1}, "batch=-1 is not allowed"),
 ])
 def test_bad_guide_config(kwargs, match):
     with pytest.raises(ValueError, match=match):
         nvpkit.GuideConfig(**kwargs)
 
 
-def test_notebook_style_constructors():
-    cfg = nvpkit.GuideConfig.codec(codec="h264", crf=25, qscale="2,4,4", sweep_crfs="20,30", steps=100, period=50)
+def test_from_params_turns_a_parameters_cell_into_a_config():
+    cell = {"compressor": "h264", "crf": 25, "qscale": "2,4,4", "preset": "slow", "framerate": 25,
+            "sweep_crfs": "20,30", "steps": "100", "period": 50, "anchor_crfs": "20,30", "overwrite": "False",
+            "In": [], "unrelated": object()}
+    cfg = nvpkit.GuideConfig.from_params(cell)
     assert cfg.settings == {"crf": 25, "qscale": (2, 4, 4), "framerate": 25, "preset": "slow"}
-    assert cfg.sweep == ({"crf": 20}, {"crf": 30})
-    av1 = nvpkit.GuideConfig.codec(codec="av1", crf=40, steps=100, period=50)
-    assert "preset" not in av1.settings
-    tucker = nvpkit.GuideConfig.tucker(ranks="480,240,240", sweep_ranks="0.5", steps=100, period=50)
-    assert tucker.settings["ranks"] == (480, 240, 240) and tucker.sweep == ({"ranks": (0.5, 0.5, 0.5)},)
-    with pytest.raises(ValueError, match="qscale='a,b'"):
-        nvpkit.GuideConfig.codec(qscale="a,b")
+    assert cfg.sweep == ({"crf": 20}, {"crf": 30}) and cfg.steps == 100 and cfg.anchor_crfs == (20, 30)
+    assert cfg.overwrite is False and cfg.arm_names() == ("no guidance", "h264 guidance")
+    av1 = nvpkit.GuideConfig.from_params({**cell, "compressor": "av1", "crf": 40})
+    assert "preset" not in av1.settings and av1.settings["crf"] == 40  # not a setting of the av1 preset
+    tucker = nvpkit.GuideConfig.from_params({"compressor": "tucker", "ranks": "480,240,240", "sweep_ranks": "0.5",
+                                             "steps": 100, "period": 50})
+    assert tucker.settings["ranks"] == (480, 240, 240) and tucker.sweep == ({"ranks": 0.5},)
+    init = nvpkit.InitConfig.from_params({"ranks": "4,8,8", "pull_grids": "sparse,xy", "decay": "true"})
+    assert init.ranks == (4, 8, 8) and init.pull_grids == ("sparse", "xy") and init.decay is True
+    with pytest.raises(ValueError, match="qscale"):
+        nvpkit.GuideConfig.from_params({**cell, "qscale": "a,b"})
+    with pytest.raises(ValueError, match="GuideConfig.steps='many' is not allowed"):
+        nvpkit.GuideConfig.from_params({**cell, "steps": "many"})
+    with pytest.raises(ValueError, match="sweep one setting at a time"):
+        nvpkit.GuideConfig.from_params({**cell, "sweep_qscales": "2,3"})
 
 
 def test_bd_metrics():
@@ -121,7 +133,8 @@ def test_bd_metrics():
     steep = [{"bpp": 10 + 0.01 * i, "psnr": 30 + 3 * i} for i in range(4)]  # the sweep barely moves the rate
     result = nvpkit.bd_metrics(steep, [{**r, "psnr": r["psnr"] + 1} for r in steep])
     assert result["bd_psnr"] is None and "span" in result["notes"][-1]
-    assert "BD-rate" in nvpkit.format_table([], result) and "no BD-PSNR" in nvpkit.format_table([], result)
+    shown = nvpkit.format_table(Results("guide", {}, {}, {}, [], bd=result))
+    assert "BD-rate" in shown and "no BD-PSNR" in shown
     dips = [{"bpp": b, "psnr": p} for b, p in [(1, 30), (2, 29), (3, 35)]]  # a curve that falls with rate
     result = nvpkit.bd_metrics(anchor, dips)
     assert result["bd_rate"] is None and result["bd_psnr"] is None and "does not rise" in result["notes"][0]
@@ -133,9 +146,10 @@ def test_experiment_caches_the_baseline_and_guards_out_dir(tmp_path, capsys):
                   sweep=({"bits": 3}, {"bits": 5}, {"bits": 8}))
     first = nvpkit.run_experiment(nvpkit.GuideConfig(period=10, out_dir=str(tmp_path / "a"), **common))
     saved = json.loads((tmp_path / "a" / "results.json").read_text())
-    for key in ("config", "video", "arms", "events", "final", "table", "rd", "anchor", "bd", "versions",
-                "git_commit", "device"):
-        assert key in saved
+    assert set(saved) == set(Results.load(tmp_path / "a" / "results.json").to_dict())
+    for key in ("config", "video", "arms", "events", "final", "table", "rd", "anchor", "bd", "provenance"):
+        assert saved[key] or key in ("anchor", "events")
+    assert {"nvpkit", "source_sha256_16", "torch", "python", "device"} <= set(saved["provenance"])
     assert [e["step"] for e in saved["events"]] == [10]
     assert [row["method"] for row in saved["table"]] == ["no guidance", "quantize guidance"]
     assert saved["table"][0]["delta_psnr"] == 0
@@ -143,7 +157,7 @@ def test_experiment_caches_the_baseline_and_guards_out_dir(tmp_path, capsys):
     second = nvpkit.run_experiment(nvpkit.GuideConfig(period=5, out_dir=str(tmp_path / "b"), **common))
     assert "loaded from the cache" in capsys.readouterr().out
     base = "no guidance"
-    assert second["final"][base]["psnr"] == first["final"][base]["psnr"]
+    assert second.final[base]["psnr"] == first.final[base]["psnr"]
     assert len(list((tmp_path / "cache").iterdir())) == 1
     with pytest.raises(FileExistsError, match="other parameters"):
         nvpkit.run_experiment(nvpkit.GuideConfig(period=5, out_dir=str(tmp_path / "a"), **common))
@@ -159,5 +173,5 @@ def test_live_plot_throttles_and_saves(tmp_path, tiny_video):
     assert list(loss.x) == [10, 20, 30]
     live.update("a", trainer.history, [{"step": 20, "psnr_before": 20.0, "psnr_after": 19.0, "bpp": 1.0}])
     assert list(psnr.x) == [10, 20, 30] and list(marks.y)[:2] == [20.0, 19.0]
-    live.save(tmp_path / "c.html", tmp_path / "c.png")
+    assert live.save(tmp_path, "c") == ["c.html", "c.png"]
     assert (tmp_path / "c.png").stat().st_size > 1000 and b"plotly" in (tmp_path / "c.html").read_bytes()[:5000]

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import nvpkit
-from nvpkit.initialize import PullToInit, tucker_init
+from nvpkit.experiments import PullToInit, tucker_init
 
 
 def smooth_video(t=12, h=24, w=32) -> nvpkit.Video:
@@ -79,7 +79,7 @@ def test_bad_init_arguments():
     video = smooth_video()
     with pytest.raises(ValueError, match="mapping='core'"):
         tucker_init(model_for(video), video, mapping="core")
-    with pytest.raises(ValueError, match="unknown grids"):
+    with pytest.raises(ValueError, match=r"unknown parts \[.zz.\]"):
         PullToInit({"sparse": torch.zeros(1)}, lam=1.0, grids=("zz",))
     with pytest.raises(ValueError, match="mapping"):
         nvpkit.InitConfig(mapping="core")

@@ -17,7 +17,7 @@ TINY = {
                            "device": "cpu", "log_every": 10, "sweep_ranks": "0.5,0.8", "anchor_crfs": "25,40"},
     "tucker_init.ipynb": {"num_frames": 4, "downscale": 8, "steps": 40, "batch": 512, "device": "cpu",
                           "log_every": 10, "psnr_level": 20.0},
-    "sweep.ipynb": {"num_frames": 4, "downscale": 8, "steps": 40, "periods": "10,20", "codecs": "hevc,h264",
+    "sweep.ipynb": {"num_frames": 4, "downscale": 8, "steps": 40, "periods": "10,20", "compressors": "hevc,h264",
                     "batch": 512, "device": "cpu", "log_every": 10, "sweep_crfs": "15,30,45", "anchor_crfs": "25,40",
                     "preset": "fast", "num_cpus": 2},
 }

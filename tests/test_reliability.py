@@ -94,9 +94,9 @@ def test_interrupted_experiment_resumes_to_the_same_results(tmp_path):
                                ).step_count == 20
     resumed = nvpkit.run_experiment(cfg)
     untimed = lambda events: [{k: v for k, v in e.items() if k != "seconds"} for e in events]  # noqa: E731
-    assert untimed(resumed["events"]) == untimed(straight["events"])
-    assert [e["step"] for e in resumed["events"]] == [15, 30]
-    assert resumed["final"] == straight["final"]
+    assert untimed(resumed.events) == untimed(straight.events)
+    assert [e["step"] for e in resumed.events] == [15, 30]
+    assert resumed.final == straight.final
 
 
 def test_half_trained_baseline_never_reaches_the_shared_cache(tmp_path, capsys):
@@ -122,7 +122,7 @@ def test_half_trained_baseline_never_reaches_the_shared_cache(tmp_path, capsys):
     other = nvpkit.run_experiment(nvpkit.GuideConfig(out_dir=str(tmp_path / "b"), **common))
     assert "is unfinished; training it again" in capsys.readouterr().out
     assert nvpkit.Trainer.load(cached, video).step_count == 40
-    assert other["final"]["no guidance"] == resumed["final"]["no guidance"]
+    assert other.final["no guidance"] == resumed.final["no guidance"]
 
 
 def test_publish_to_another_filesystem_copies_atomically(tmp_path, monkeypatch):
@@ -171,7 +171,7 @@ def test_claims_are_exclusive_and_abandoned_ones_are_taken_over(tmp_path):
 def test_parallel_runs_train_the_no_guidance_arm_once(tmp_path, capsys, monkeypatch):
     """A run that finds another, living run training the same no-guidance arm trains its guided arm
     first and then takes the other's arm from the cache; one whose holder died trains it itself."""
-    monkeypatch.setattr(nvpkit.guide, "_POLL_S", 0.05)
+    monkeypatch.setattr(nvpkit.experiments.cache, "POLL_S", 0.05)
     common = dict(num_frames=4, downscale=8, steps=20, period=10, batch=512, log_every=5, device="cpu",
                   anchor_crfs=(), compressor="quantize", settings={"bits": 4}, cache_dir=str(tmp_path / "cache"))
     first = nvpkit.run_experiment(nvpkit.GuideConfig(out_dir=str(tmp_path / "a"), **common))
@@ -196,7 +196,7 @@ def test_parallel_runs_train_the_no_guidance_arm_once(tmp_path, capsys, monkeypa
     out = capsys.readouterr().out
     assert out.index("the guided arm goes first") < out.index("loaded from the cache")
     assert not (tmp_path / "b" / "baseline.pt").exists()
-    assert second["final"]["no guidance"] == first["final"]["no guidance"]
+    assert second.final["no guidance"] == first.final["no guidance"]
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -204,7 +204,7 @@ def test_parallel_runs_train_the_no_guidance_arm_once(tmp_path, capsys, monkeypa
     lock.write_text(json.dumps({"host": socket.gethostname(), "pid": dead.pid}))
     third = nvpkit.run_experiment(nvpkit.GuideConfig(out_dir=str(tmp_path / "c"), **common))
     assert "goes first" not in capsys.readouterr().out and not lock.exists()
-    assert third["final"]["no guidance"] == first["final"]["no guidance"]
+    assert third.final["no guidance"] == first.final["no guidance"]
 
 
 def test_non_finite_loss_never_overwrites_the_last_good_checkpoint(tiny_video, tmp_path):
@@ -236,7 +236,7 @@ def test_a_model_too_large_for_memory_says_how_large():
     config = nvpkit.load_config("nvp_s")
     huge = config.to_json()
     huge["nvp"]["3d_encoding"].update(t_resolution=60000, x_resolution=3000, y_resolution=3000)
-    with pytest.raises(ValueError, match=r"GiB as float32\) but only .* GiB of memory is free"):
+    with pytest.raises(ValueError, match=r"GiB as float32\) but only .* GiB of memory is available"):
         nvpkit.NVP(huge)
 
 

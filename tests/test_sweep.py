@@ -14,15 +14,16 @@ import pytest
 import ray
 
 import nvpkit
-from nvpkit.sweep import bd_by_video, collect, combinations, rd_by_video
+from nvpkit.experiments import Results
+from nvpkit.sweeps import Record, bd_by_video, collect, combinations, rd_by_video
 
 NOTEBOOK = [
     ("parameters", 'x = 1\ny = 1\nfail = ""\nout_dir = "out"'),
-    ("", "import json, pathlib\nout = pathlib.Path(out_dir)\n"
+    ("", "import pathlib\nfrom nvpkit.experiments import Results\nout = pathlib.Path(out_dir)\n"
          "if fail == 'always' or (fail == 'once' and not (out / 'tried').exists()):\n"
          "    (out / 'tried').touch()\n"
          "    raise RuntimeError(f'asked to fail ({fail})')\n"
-         "(out / 'results.json').write_text(json.dumps({'config': {'x': x, 'y': y}, 'product': x * y}))"),
+         "Results('toy', {'x': x, 'y': y, 'out_dir': out_dir}, {}, {}, [{'product': x * y}]).save()"),
 ]
 
 
@@ -48,7 +49,7 @@ def notebook(tmp_path):
 
 
 def products(out_dir):
-    return sorted(r["results"]["product"] for r in collect(out_dir))
+    return sorted(r.results.table[0]["product"] for r in collect(out_dir))
 
 
 def test_grid_completes_then_a_rerun_skips_it(cluster, notebook, tmp_path):
@@ -74,8 +75,8 @@ def test_a_failing_job_is_retried_once_and_reported_while_the_others_finish(clus
     failure = result["failed"][0]
     assert failure["attempts"] == 2 and failure["parameters"]["fail"] == "always"
     assert "asked to fail (always)" in failure["error"]
-    flaky = [r for r in collect(out) if r["parameters"].get("fail") == "once"]
-    assert json.loads((out / flaky[0]["name"] / "sweep.json").read_text())["attempts"] == 2
+    flaky = [r for r in collect(out) if r.parameters.get("fail") == "once"]
+    assert json.loads((out / flaky[0].name / "sweep.json").read_text())["attempts"] == 2
     assert products(out) == [2, 3]
 
 
@@ -84,7 +85,7 @@ def test_bad_arguments_are_named(notebook, tmp_path):
         nvpkit.sweep(notebook, {"z": [1]}, tmp_path)
     with pytest.raises(ValueError, match=r"grid\['x'\] is empty"):
         nvpkit.sweep(notebook, {"x": []}, tmp_path)
-    with pytest.raises(ValueError, match="cpus_per_job must be an int >= 1, got 0"):
+    with pytest.raises(ValueError, match="cpus_per_job=0 is not allowed; use an int >= 1"):
         nvpkit.sweep(notebook, {"x": [1]}, tmp_path, cpus_per_job=0)
     with pytest.raises(FileNotFoundError, match="no notebook"):
         nvpkit.sweep(tmp_path / "missing.ipynb", {"x": [1]}, tmp_path)
@@ -100,16 +101,14 @@ def test_combinations():
 def fake_record(name, codec, period, base_psnr, gain, bd_rate):
     curve = lambda shift: [{"bpp": b, "psnr": base_psnr + shift + b} for b in (1.0, 2.0, 3.0)]  # noqa: E731
     history = {"step": [10, 20], "psnr": [20.0, 25.0]}
-    return {"name": name, "parameters": {"codec": codec, "period": period, "out_dir": name},
-            "results": {"video": {"name": "clip"},
-                        "table": [{"method": "no guidance", "bpp": 2.0, "psnr": base_psnr, "delta_bpp": 0.0,
-                                   "delta_psnr": 0.0},
-                                  {"method": f"{codec} guidance", "bpp": 1.9, "psnr": base_psnr + gain,
-                                   "delta_bpp": -0.1, "delta_psnr": gain}],
-                        "bd": {"bd_rate": bd_rate, "bd_psnr": gain},
-                        "rd": {"no guidance": curve(0), f"{codec} guidance": curve(gain)},
-                        "arms": {"no guidance": {"history": history, "train_seconds": 5.0},
-                                 f"{codec} guidance": {"history": history, "train_seconds": 6.0}}}}
+    results = Results(
+        "guide", {"out_dir": name}, {"name": "clip"},
+        {"no guidance": {"history": history, "train_seconds": 5.0},
+         f"{codec} guidance": {"history": history, "train_seconds": 6.0}},
+        [{"method": "no guidance", "bpp": 2.0, "psnr": base_psnr, "delta_bpp": 0.0, "delta_psnr": 0.0},
+         {"method": f"{codec} guidance", "bpp": 1.9, "psnr": base_psnr + gain, "delta_bpp": -0.1, "delta_psnr": gain}],
+        bd={"bd_rate": bd_rate, "bd_psnr": gain}, rd={"no guidance": curve(0), f"{codec} guidance": curve(gain)})
+    return Record(name, {"codec": codec, "period": period, "out_dir": name}, results)
 
 
 def test_table_and_figures_from_guided_results(tmp_path):

@@ -13,11 +13,13 @@ import math
 import struct
 from pathlib import Path
 
+from .._checks import is_int
 from .._files import atomic_path, refuse_overwrite
 from ..config import load_config
 from ..model import NVP
+from ..parts import PARTS, num_values, part_shapes
 from .base import Encoded
-from .compressor import CODECS, PARTS, Compressed, part_shapes
+from .compressor import CODECS, Compressed
 
 __all__ = ["save_compressed", "load_compressed", "ArtifactError"]
 
@@ -85,8 +87,8 @@ def _encoded(path: Path, entry: dict, payload: bytes) -> tuple[Encoded, object]:
         raise _fail(path, f"part {entry['name']!r}: params, side and header must be an object and lists")
     if len(side) + len(header) > MAX_SIDE:
         raise _fail(path, f"part {entry['name']!r}: {len(side) + len(header)} side values (limit {MAX_SIDE})")
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in side) or \
-            not all(isinstance(v, int) and not isinstance(v, bool) and -2**31 <= v < 2**31 for v in header):
+    if not all((is_int(v) or isinstance(v, float)) and math.isfinite(v) for v in side) or \
+            not all(is_int(v) and -2**31 <= v < 2**31 for v in header):
         raise _fail(path, f"part {entry['name']!r}: side values must be finite numbers, header values int32")
     try:
         codec = codec_cls(**params)
@@ -107,13 +109,13 @@ def load_compressed(path: str | Path, device: str = "cpu") -> tuple[NVP, Compres
         config = load_config(manifest.get("config"))
     except (ValueError, TypeError) as err:
         raise _fail(path, f"bad model config ({err})") from None
-    if sum(math.prod(s) for part in PARTS for s in part_shapes(config, part)) > MAX_VALUES:
+    if num_values(config) > MAX_VALUES:
         raise _fail(path, "the model config describes more values than any real model")
     offset = 12 + struct.unpack("<I", data[8:12])[0]
     encoded, decoded = {}, {}
     for entry in manifest["parts"]:
         length = entry.get("length")
-        if isinstance(length, bool) or not isinstance(length, int) or length < 0 or offset + length > len(data):
+        if not is_int(length) or length < 0 or offset + length > len(data):
             raise _fail(path, f"part {entry['name']!r}: payload length {length!r} runs past the end of the file")
         e, codec = _encoded(path, entry, data[offset:offset + length])
         offset += length

@@ -16,7 +16,9 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-Shape = tuple[int, ...]
+from .._checks import check_choice, check_int
+from ..parts import Shape
+from ..quantization import dequantize, quantize
 
 
 @dataclass
@@ -78,16 +80,6 @@ class Codec(ABC):
         return asdict(self) if hasattr(self, "__dataclass_fields__") else {}
 
 
-def _check_choice(codec: str, name: str, value: object, allowed: object) -> None:
-    if value not in allowed:  # type: ignore[operator]
-        raise ValueError(f"{codec}: {name}={value!r} is not allowed; use one of {sorted(allowed)}")  # type: ignore
-
-
-def _check_int(codec: str, name: str, value: object, lo: int, hi: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ValueError(f"{codec}: {name}={value!r} is not allowed; use an int in [{lo}, {hi}]")
-
-
 # -- raw floats --------------------------------------------------------------------------------------
 
 _FLOATS = ("float16", "float32")
@@ -101,7 +93,7 @@ class Float(Codec):
     name: ClassVar[str] = "float"
 
     def __post_init__(self) -> None:
-        _check_choice("float", "dtype", self.dtype, _FLOATS)
+        check_choice("float", "dtype", self.dtype, _FLOATS)
 
     @property
     def _dtype(self) -> np.dtype:
@@ -128,25 +120,6 @@ def _split(flat: torch.Tensor, shapes: list[Shape], device: torch.device | str, 
 
 # -- min-max uniform quantization ----------------------------------------------------------------------
 
-def quantize(x: torch.Tensor, bits: int = 8) -> tuple[torch.Tensor, float, float]:
-    """Min-max uniform quantization of a whole tensor to ``bits`` (as published: codes are
-    ``floor((x - min) / (max - min) * (2**bits - 1) + 0.5)``). Returns int32 codes, min, max.
-    The min and max are rounded to float32 first, since that is what is stored. Computed in
-    float32 up to 12 bits (rounding error under 1e-3 of a step) and in float64 above."""
-    lo, hi = torch.aminmax(x.detach())
-    lo, hi = float(np.float32(lo.item())), float(np.float32(hi.item()))
-    levels = 2**bits - 1
-    work = x.detach().to(torch.float32 if bits <= 12 else torch.float64)
-    codes = ((work - lo) * (levels / ((hi - lo) or 1.0)) + 0.5).floor_().clamp_(0, levels)
-    return codes.to(torch.int32), lo, hi
-
-
-def dequantize(codes: torch.Tensor, lo: float, hi: float, bits: int = 8) -> torch.Tensor:
-    """Inverse of ``quantize``: float32 values within half a step of the originals."""
-    work = codes.to(torch.float32 if bits <= 12 else torch.float64)
-    return (work * ((hi - lo) / (2**bits - 1)) + lo).float()
-
-
 def pack_bits(codes: np.ndarray, bits: int) -> bytes:
     """Pack unsigned codes into a big-endian bit stream of ``bits`` bits per value."""
     if bits in (8, 16):
@@ -172,13 +145,13 @@ class Quantize(Codec):
     name: ClassVar[str] = "quantize"
 
     def __post_init__(self) -> None:
-        _check_int("quantize", "bits", self.bits, 1, 16)
+        check_int("quantize", "bits", self.bits, 1, 16)
 
     def encode(self, channels: list[torch.Tensor]) -> Encoded:
         side, codes = [], []
         for c in channels:
-            q, lo, hi = quantize(c.detach(), self.bits)
-            side += [lo, hi]
+            q, lo, hi = quantize(c, self.bits)
+            side += [lo.item(), hi.item()]
             codes.append(q.flatten().cpu().numpy())
         payload = pack_bits(np.concatenate(codes) if codes else np.zeros(0, np.int64), self.bits)
         return Encoded(self.name, self.params(), payload, side)

@@ -22,7 +22,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .base import Codec, Encoded, Shape, _check_choice, _check_int, dequantize, quantize
+from .._checks import check_choice, check_int
+from ..parts import Shape
+from ..quantization import dequantize, quantize
+from .base import Codec, Encoded
 
 
 class CodecError(RuntimeError):
@@ -44,9 +47,9 @@ def run_ffmpeg(args: list[str], data: bytes, what: str) -> bytes:
 def _quantized(channels: list[torch.Tensor], bits: int) -> tuple[list[np.ndarray], list[float]]:
     codes, side = [], []
     for c in channels:
-        q, lo, hi = quantize(c.detach(), bits)
+        q, lo, hi = quantize(c, bits)
         codes.append(q.cpu().numpy().astype(np.uint16 if bits > 8 else np.uint8))
-        side += [lo, hi]
+        side += [lo.item(), hi.item()]
     return codes, side
 
 
@@ -114,9 +117,9 @@ class JPEG(_PerChannel):
             raise ValueError(f"jpeg: give exactly one of qscale (ffmpeg) or quality (IJG), got "
                              f"qscale={self.qscale!r}, quality={self.quality!r}")
         if self.qscale is not None:
-            _check_int("jpeg", "qscale", self.qscale, 1, 31)
+            check_int("jpeg", "qscale", self.qscale, 1, 31)
         else:
-            _check_int("jpeg", "quality", self.quality, 1, 95)
+            check_int("jpeg", "quality", self.quality, 1, 95)
 
     def _encode_one(self, codes: np.ndarray) -> bytes:
         if self.quality is not None:
@@ -140,7 +143,7 @@ class WebP(_PerChannel):
     dims: ClassVar[tuple[int, ...]] = (2,)
 
     def __post_init__(self) -> None:
-        _check_int("webp", "quality", self.quality, 0, 100)
+        check_int("webp", "quality", self.quality, 0, 100)
 
     def _encode_one(self, codes: np.ndarray) -> bytes:
         return _pillow_save(np.repeat(codes[..., None], 3, 2), "WEBP", quality=self.quality, lossless=self.lossless)
@@ -158,7 +161,7 @@ class PNG(_PerChannel):
     dims: ClassVar[tuple[int, ...]] = (2,)
 
     def __post_init__(self) -> None:
-        _check_choice("png", "bit_depth", self.bit_depth, {8, 16})
+        check_choice("png", "bit_depth", self.bit_depth, {8, 16})
 
     def _encode_one(self, codes: np.ndarray) -> bytes:
         return _pillow_save(codes, "PNG", optimize=True)
@@ -205,8 +208,8 @@ class _Video(_PerChannel):
     _crf_max: ClassVar[int] = 51
 
     def _check(self) -> None:
-        _check_int(self.name, "crf", self.crf, 0, self._crf_max)
-        _check_choice(self.name, "bit_depth", self.bit_depth, {8, 10})
+        check_int(self.name, "crf", self.crf, 0, self._crf_max)
+        check_choice(self.name, "bit_depth", self.bit_depth, {8, 10})
         if not (isinstance(self.framerate, (int, float)) and 0 < self.framerate <= 1000):
             raise ValueError(f"{self.name}: framerate={self.framerate!r} is not allowed; use a number in (0, 1000]")
 
@@ -254,7 +257,7 @@ class HEVC(_Video):
 
     def __post_init__(self) -> None:
         self._check()
-        _check_choice("hevc", "preset", self.preset, _PRESETS)
+        check_choice("hevc", "preset", self.preset, _PRESETS)
 
     def _encoder_args(self) -> list[str]:
         params = ":".join(p for p in (self.x265_params, "log-level=error") if p)
@@ -274,7 +277,7 @@ class H264(_Video):
 
     def __post_init__(self) -> None:
         self._check()
-        _check_choice("h264", "preset", self.preset, _PRESETS)
+        check_choice("h264", "preset", self.preset, _PRESETS)
 
     def _encoder_args(self) -> list[str]:
         return ["-c:v", "libx264", "-preset", self.preset, "-crf", str(self.crf)]
@@ -295,7 +298,7 @@ class AV1(_Video):
 
     def __post_init__(self) -> None:
         self._check()
-        _check_int("av1", "cpu_used", self.cpu_used, 0, 8)
+        check_int("av1", "cpu_used", self.cpu_used, 0, 8)
 
     def _encoder_args(self) -> list[str]:
         return ["-c:v", "libaom-av1", "-crf", str(self.crf), "-b:v", "0", "-cpu-used", str(self.cpu_used),

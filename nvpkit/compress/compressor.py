@@ -1,61 +1,33 @@
 """Whole-model compression: one codec per part, exact bit accounting, decoded tensors back.
 
-A model has five parts: the 2D grids ``xy``, ``xt``, ``yt`` (each split into one plane per
-level and feature channel, ``[R_l, R_l]``), the sparse grid (one volume per feature
-channel, ``[T, X, Y]``) and the decoder MLP (one flat vector). ``Compressor`` names the
-codec for each; ``Compressor.roundtrip(model)`` returns a ``Compressed`` holding every
+A model has five parts (``nvpkit.parts``): the 2D grids ``xy``, ``xt``, ``yt`` as planes, the
+sparse grid as volumes, the decoder MLP as one vector. ``Compressor`` names the codec for each; ``Compressor.roundtrip(model)`` returns a ``Compressed`` holding every
 encoding, the decoded tensors and the size breakdown. ``make_compressor`` builds one from
 a preset name and plain settings (what a papermill parameters cell holds).
 """
 from __future__ import annotations
 
+import inspect
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
 
-from ..config import NVPConfig, count_parameters
+from ..config import NVPConfig
 from ..data import Video
 from ..model import NVP
-from .base import Codec, Encoded, Float, Quantize, Shape
+from ..parts import GRIDS_2D, PARTS, channels, check_parts, load_channels, part_shapes
+from .base import Codec, Encoded, Float, Quantize
 from .codecs import AV1, H264, HEVC, JPEG, PNG, WebP
 from .tucker import Tucker
 
-__all__ = ["Compressor", "Compressed", "CODECS", "COMPRESSORS", "make_compressor", "part_shapes", "config_bits"]
+__all__ = ["Compressor", "Compressed", "CODECS", "COMPRESSORS", "make_compressor", "preset_settings",
+           "config_bits"]
 
 CODECS: dict[str, type[Codec]] = {c.name: c for c in (Float, Quantize, JPEG, WebP, PNG, HEVC, H264, AV1, Tucker)}
 """Codec classes by registry name."""
-
-GRIDS_2D = ("xy", "xt", "yt")
-PARTS = (*GRIDS_2D, "sparse", "decoder")
-
-
-def _planes(model: NVP, name: str) -> list[torch.Tensor]:
-    grid = getattr(model, name)
-    return [grid.level(level)[..., f] for f in range(grid.config.n_features_per_level)
-            for level in range(grid.config.n_levels)]  # feature-major, as the published code writes them
-
-
-def _channels(model: NVP, part: str) -> list[torch.Tensor]:
-    if part in GRIDS_2D:
-        return _planes(model, part)
-    if part == "sparse":
-        return list(model.sparse.embeddings.detach().unbind(-1))  # [T, X, Y, C] -> C x [T, X, Y]
-    return [torch.cat([p.detach().flatten() for p in model.decoder.parameters()])]
-
-
-def part_shapes(config: NVPConfig, part: str) -> list[Shape]:
-    """Shapes of a part's channels, from the config alone."""
-    if part in GRIDS_2D:
-        grid = getattr(config, part)
-        return [(r, r) for _ in range(grid.n_features_per_level) for r in grid.level_resolutions()]
-    if part == "sparse":
-        t, x, y, c = config.sparse.shape
-        return [(t, x, y)] * c
-    return [(count_parameters(config)["decoder"],)]
-
 
 def config_bits(config: NVPConfig) -> int:
     """Bits of the model description a decoder needs (the compact JSON config stored with it)."""
@@ -89,25 +61,8 @@ class Compressed:
         (the parameters stay the same objects, so an optimizer keeps tracking them)."""
         if model.config != self.config:
             raise ValueError("load_into: the model's config differs from the compressed one")
-        unknown = set(parts) - set(PARTS)
-        if unknown:
-            raise ValueError(f"load_into: unknown parts {sorted(unknown)}; parts are {list(PARTS)}")
-        with torch.no_grad():
-            for part in GRIDS_2D:
-                if part not in parts:
-                    continue
-                planes = iter(self.decoded[part])
-                grid = getattr(model, part)
-                for f in range(grid.config.n_features_per_level):
-                    for level in range(grid.config.n_levels):
-                        grid.level(level)[..., f].copy_(next(planes))
-            if "sparse" in parts:
-                model.sparse.embeddings.copy_(torch.stack(self.decoded["sparse"], -1))
-            if "decoder" in parts:
-                flat, offset = self.decoded["decoder"][0], 0
-                for p in model.decoder.parameters():
-                    p.copy_(flat[offset:offset + p.numel()].view_as(p))
-                    offset += p.numel()
+        for part in check_parts("load_into", parts):
+            load_channels(model, part, self.decoded[part])
         return model
 
     def to_model(self, device: torch.device | str = "cpu") -> NVP:
@@ -154,7 +109,7 @@ class Compressor:
         started = time.perf_counter()
         encoded, decoded = {}, {}
         for part in PARTS:
-            decoded[part], encoded[part] = self.codec(part).roundtrip(_channels(model, part))
+            decoded[part], encoded[part] = self.codec(part).roundtrip(channels(model, part))
         return Compressed(model.config, encoded, decoded, time.perf_counter() - started)
 
     def shape_bits(self, config: NVPConfig) -> dict[str, int]:
@@ -176,6 +131,7 @@ def _video_preset(cls: type[Codec]):
             raise ValueError(f"qscale={qscale!r} is not allowed; give three ints (xy, xt, yt), e.g. (2, 3, 3)")
         planes = {g: JPEG(qscale=q) for g, q in zip(GRIDS_2D, qscale)}
         return Compressor(planes, cls(**video), Float(decoder_dtype))
+    build.settings = ("qscale", "decoder_dtype", *(f.name for f in fields(cls)))
     return build
 
 
@@ -183,7 +139,7 @@ def _tucker(ranks: tuple[int, ...] = (480, 240, 240), storage: str = "float32", 
             n_iter: int = 100, plane_ranks: tuple[int, int] | None = None,
             decoder_dtype: str = "float32") -> Compressor:
     planes = Float() if plane_ranks is None else Tucker(tuple(plane_ranks), init, n_iter, storage, clip=True)
-    return Compressor(planes, Tucker(tuple(ranks), init, n_iter, storage), Float(decoder_dtype))
+    return Compressor(planes, Tucker(ranks, init, n_iter, storage), Float(decoder_dtype))
 
 
 def _quantize(bits: int = 8, decoder_dtype: str = "float32") -> Compressor:
@@ -203,6 +159,12 @@ COMPRESSORS = {
     "float": _float,  # the uncompressed model
 }
 """Compressor presets by name; each takes plain keyword settings."""
+
+
+def preset_settings(name: str) -> tuple[str, ...]:
+    """The keyword settings a compressor preset takes, e.g. ``crf``, ``qscale``, ``preset`` for ``"hevc"``."""
+    build = COMPRESSORS[name]
+    return tuple(getattr(build, "settings", None) or inspect.signature(build).parameters)
 
 
 def make_compressor(name: str, **settings: Any) -> Compressor:

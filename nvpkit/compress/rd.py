@@ -10,19 +10,18 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import plotly.graph_objects as go
 import torch
 from tqdm.auto import tqdm
 
 from .. import metrics
+from .._checks import check_choice, check_int
 from ..data import Video
 from ..model import NVP
-from ..render import evaluate
-from .base import _check_choice, _check_int
+from ..rendering import evaluate
 from .codecs import run_ffmpeg
 from .compressor import Compressor
 
-__all__ = ["rd_sweep", "rd_figure", "find_setting", "video_anchor"]
+__all__ = ["rd_sweep", "find_setting", "video_anchor"]
 
 
 def _point(model: NVP, video: Video, compressor: Compressor, ms_ssim: bool) -> dict[str, Any]:
@@ -84,9 +83,9 @@ def video_anchor(video: Video, codec: str = "hevc", crfs: Sequence[int] = (18, 2
                  preset: str = "medium", progress: bool = True) -> list[dict[str, Any]]:
     """The clip itself compressed with x265 (or x264) at each crf, 4:2:0 8-bit raw bitstream, in
     memory; bpp and PSNR measured like the models' points (the RD anchor of video coding)."""
-    _check_choice("video_anchor", "codec", codec, _ANCHORS)
+    check_choice("video_anchor", "codec", codec, _ANCHORS)
     for crf in crfs:
-        _check_int("video_anchor", "crf", crf, 0, 51)
+        check_int("video_anchor", "crf", crf, 0, 51)
     t, h, w = video.num_frames, video.height, video.width
     if h % 2 or w % 2:
         raise ValueError(f"video_anchor: 4:2:0 needs even frame sizes, got {w}x{h}; crop the video")
@@ -104,16 +103,3 @@ def video_anchor(video: Video, codec: str = "hevc", crfs: Sequence[int] = (18, 2
                      "bpp": 8 * len(stream) / (t * h * w), "psnr": metrics.psnr(decoded, target).mean().item(),
                      "ms_ssim": None, "seconds": time.perf_counter() - started})
     return rows
-
-
-def rd_figure(curves: Mapping[str, Sequence[Mapping[str, Any]]], *, metric: str = "psnr",
-              title: str = "rate-distortion") -> go.Figure:
-    """Plotly figure of ``metric`` against bpp, one line per named list of rows."""
-    fig = go.Figure()
-    for name, rows in curves.items():
-        rows = sorted(rows, key=lambda r: r["bpp"])
-        fig.add_trace(go.Scatter(x=[r["bpp"] for r in rows], y=[r[metric] for r in rows], mode="lines+markers",
-                                 name=name, text=[r.get("label", "") for r in rows]))
-    fig.update_layout(title=title, xaxis_title="bits per pixel", yaxis_title="PSNR (dB)" if metric == "psnr"
-                      else metric, height=420)
-    return fig

@@ -9,14 +9,16 @@ import tensorly as tl
 import torch
 from tensorly.decomposition import tucker as _tucker
 
-from .base import Codec, Encoded, Float, Quantize, Shape, _check_choice, _check_int
+from .._checks import check_choice, check_int, is_int
+from ..parts import Shape
+from .base import Codec, Encoded, Float, Quantize
 
-__all__ = ["tucker", "tucker_to_tensor", "Tucker"]
+__all__ = ["hooi", "tucker_to_tensor", "Tucker"]
 
 _INITS = {"svd", "random"}
 
 
-def tucker(tensor: torch.Tensor, ranks: tuple[int, ...], *, init: str = "svd", n_iter: int = 100,
+def hooi(tensor: torch.Tensor, ranks: tuple[int, ...], *, init: str = "svd", n_iter: int = 100,
            tol: float = 1e-4, seed: int = 0) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Tucker decomposition by higher-order orthogonal iteration: ``core [r0, r1, …]`` and one
     orthonormal factor ``[n_k, r_k]`` per mode, such that ``tucker_to_tensor`` approximates ``tensor``."""
@@ -36,7 +38,7 @@ def tucker_to_tensor(core: torch.Tensor, factors: list[torch.Tensor]) -> torch.T
 class Tucker(Codec):
     """Each channel as its Tucker decomposition with ``ranks``, one per mode ((t, x, y) for the
     sparse grid): ints, e.g. the published (480, 240, 240), or fractions of the mode sizes (the
-    published ranks are 0.8 of NVP-S's 600x300x300 grid). Core and factors are stored as ``float32``
+    published ranks are 0.8 of NVP-S's 600x300x300 grid); a single value applies to every mode. Core and factors are stored as ``float32``
     (default), ``float16``, or min-max quantized to 8 bits (``uint8``); the ranks are side
     information. ``clip`` lowers each rank to what its mode can use, the mode's size and the product
     of the other modes' sizes (for the multi-resolution planes); otherwise a rank larger than its mode
@@ -51,25 +53,26 @@ class Tucker(Codec):
     dims: ClassVar[tuple[int, ...]] = (2, 3)
 
     def __post_init__(self) -> None:
-        self.ranks = tuple(self.ranks)
-        ok = [(isinstance(r, int) and not isinstance(r, bool) and r >= 1) or (isinstance(r, float) and 0 < r <= 1)
+        self.ranks = (self.ranks,) if isinstance(self.ranks, (int, float)) else tuple(self.ranks)
+        ok = [(is_int(r) and r >= 1) or (isinstance(r, float) and 0 < r <= 1)
               for r in self.ranks]
         if not self.ranks or not all(ok):
             raise ValueError(f"tucker: ranks={self.ranks!r} is not allowed; use one per mode, each an int >= 1 "
                              "or a fraction of the mode size in (0, 1]")
-        _check_choice("tucker", "init", self.init, _INITS)
-        _check_choice("tucker", "storage", self.storage, {"float32", "float16", "uint8"})
-        _check_int("tucker", "n_iter", self.n_iter, 1, 10_000)
+        check_choice("tucker", "init", self.init, _INITS)
+        check_choice("tucker", "storage", self.storage, {"float32", "float16", "uint8"})
+        check_int("tucker", "n_iter", self.n_iter, 1, 10_000)
 
     @property
     def _inner(self) -> Codec:
         return Quantize(8) if self.storage == "uint8" else Float(self.storage)
 
     def ranks_for(self, shape: Shape) -> tuple[int, ...]:
-        if len(shape) != len(self.ranks):
+        given = self.ranks * len(shape) if len(self.ranks) == 1 else self.ranks
+        if len(shape) != len(given):
             raise ValueError(f"tucker: ranks={self.ranks} has {len(self.ranks)} modes, channel shape {shape} has "
                              f"{len(shape)}")
-        ranks = tuple(max(1, round(r * n)) if isinstance(r, float) else r for r, n in zip(self.ranks, shape))
+        ranks = tuple(max(1, round(r * n)) if isinstance(r, float) else r for r, n in zip(given, shape))
         if not self.clip:
             for mode, (r, n) in enumerate(zip(ranks, shape)):
                 if r > n:
@@ -87,7 +90,7 @@ class Tucker(Codec):
         parts, header = [], []
         for c in channels:
             ranks = self.ranks_for(tuple(c.shape))
-            core, factors = tucker(c, ranks, init=self.init, n_iter=self.n_iter)
+            core, factors = hooi(c, ranks, init=self.init, n_iter=self.n_iter)
             parts += [core, *factors]
             header += list(ranks)
         inner = self._inner.encode(parts)

@@ -15,13 +15,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-__all__ = ["LivePlot"]
+from .figures import COLOURS, save_figure
 
-_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
+__all__ = ["LivePlot"]
 
 
 def _in_kernel() -> bool:
@@ -49,7 +48,7 @@ class LivePlot:
         base = make_subplots(rows=1, cols=2, subplot_titles=("training loss", "PSNR (dB)"))
         use_widget = _in_kernel() if widget is None else widget
         self.fig = go.FigureWidget(base) if use_widget else go.Figure(base)
-        for arm, colour in zip(self.arms, _COLOURS * 4):
+        for arm, colour in zip(self.arms, COLOURS * 4):
             self.fig.add_trace(go.Scatter(x=[], y=[], name=arm, mode="lines", line_color=colour, legendgroup=arm),
                                row=1, col=1)
             self.fig.add_trace(go.Scatter(x=[], y=[], name=arm, mode="lines", line_color=colour, legendgroup=arm,
@@ -96,54 +95,7 @@ class LivePlot:
         """A static copy (what papermill keeps in the output notebook)."""
         return go.Figure(self.fig)
 
-    def save(self, html: str | Path, png: str | Path | None = None) -> None:
-        """Write the figure as standalone HTML (plotly.js embedded) and, optionally, as a PNG drawn
-        with matplotlib (no browser needed)."""
-        self.figure().write_html(html, include_plotlyjs=True)
-        if png is not None:
-            figure_png(self.figure(), png)
-
-
-def figure_png(fig: go.Figure, path: str | Path) -> None:
-    """Draw the line and marker traces of a plotly figure with matplotlib, one panel per x axis."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    axes_names = sorted({t.xaxis or "x" for t in fig.data}, key=lambda a: int(a[1:] or 1)) or ["x"]
-    plot, axes = plt.subplots(1, len(axes_names), figsize=(6 * len(axes_names), 4), squeeze=False)
-    for trace in fig.data:
-        if trace.x is None or not len(trace.x):
-            continue
-        ax = axes[0][axes_names.index(trace.xaxis or "x")]
-        style = dict(color=trace.line.color or trace.marker.color, label=trace.name)
-        if trace.mode == "markers":
-            ax.plot(trace.x, trace.y, "o", markersize=5, **style)
-        elif trace.mode == "lines+markers":
-            x = [np.nan if v is None else v for v in trace.x]
-            y = [np.nan if v is None else v for v in trace.y]
-            ax.plot(x, y, "-o", linewidth=2, markersize=4, **style)
-        else:
-            ax.plot(trace.x, trace.y, "-", linewidth=1.2, **style)
-    for (ax,), name in zip(zip(*axes), axes_names):
-        suffix = name[1:]
-        layout_x = fig.layout[f"xaxis{suffix}"]
-        layout_y = fig.layout[f"yaxis{suffix}"]
-        if layout_y.type == "log":
-            ax.set_yscale("log")
-        ax.set_xlabel(layout_x.title.text or "")
-        ax.set_ylabel(layout_y.title.text or "")
-        ax.grid(alpha=0.3)
-        if any(isinstance(v, str) for line in ax.lines for v in line.get_xdata()):
-            ax.tick_params(axis="x", labelrotation=20)  # categories: long labels
-            for label in ax.get_xticklabels():
-                label.set_horizontalalignment("right")
-        if ax.lines:
-            ax.legend(fontsize=8)
-        else:
-            ax.text(0.5, 0.5, "nothing measured", ha="center", va="center", transform=ax.transAxes)
-    if fig.layout.title.text:
-        plot.suptitle(fig.layout.title.text)
-    plot.tight_layout()
-    plot.savefig(path, dpi=110)
-    plt.close(plot)
+    def save(self, folder: str | Path, name: str = "curves") -> list[str]:
+        """Write the figure into ``folder`` as standalone HTML (plotly.js embedded) and as a PNG drawn
+        with matplotlib (no browser needed), both atomically; returns the file names."""
+        return save_figure(self.figure(), folder, name)

@@ -20,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import metrics
+from ._checks import check_int
 from ._device import resolve_device
 from .data import Video, video_writer
 from .model import NVP
@@ -102,8 +103,7 @@ def evaluate(model: NVP, video: Video, *, scale: float = 1.0, time_scale: int = 
     """
     if not (isinstance(scale, (int, float)) and scale > 0):
         raise ValueError(f"evaluate: scale must be > 0, got {scale!r}")
-    if isinstance(time_scale, bool) or not isinstance(time_scale, int) or time_scale < 1:
-        raise ValueError(f"evaluate: time_scale must be an int >= 1, got {time_scale!r}")
+    check_int("evaluate", "time_scale", time_scale, 1)
     if device is not None:
         model = model.to(resolve_device(device))
     dev = next(model.parameters()).device

@@ -1,0 +1,89 @@
+"""The no-guidance arm cache: an arm trained once per set of parameters, video and code, shared by
+every run that needs it (a sweep's jobs too, across processes and hosts on a shared filesystem)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._device import resolve_device
+from .._files import Claim, publish
+from ..data import Video
+from ..provenance import code_version
+from ..train import CHECKPOINT_FORMAT, Trainer
+from .config import GuideConfig
+
+__all__ = ["video_key", "arm_key", "BASELINE_KEYS", "GUIDED_KEYS", "baseline"]
+
+BASELINE_KEYS = ("config", "steps", "batch", "lr", "seed", "log_every")
+"""The config fields that determine the no-guidance arm."""
+GUIDED_KEYS = (*BASELINE_KEYS, "period", "compressor", "settings", "mode", "reset_optimizer", "probe_pixels")
+"""The config fields that determine the guided arm."""
+
+POLL_S = 10.0
+"""Seconds between looks at the cache while another run trains the no-guidance arm."""
+
+
+def video_key(video: Video) -> str:
+    """Hash of the clip's frames (16 hex digits)."""
+    return hashlib.sha256(np.ascontiguousarray(video.frames).data).hexdigest()[:16]
+
+
+def arm_key(cfg: GuideConfig, video: Video, names: Iterable[str]) -> str:
+    """Hash of everything that determines an arm's training: the named config fields, the video, the
+    device type, the checkpoint format and the code (nvpkit version and sources, torch)."""
+    keyed: dict[str, Any] = {k: v for k, v in cfg.to_dict().items() if k in set(names)}
+    keyed.update(video=video_key(video), device=resolve_device(cfg.device).type, format=CHECKPOINT_FORMAT,
+                 code={k: v for k, v in code_version().items() if k != "git_commit"})  # the sources' hash covers it
+    return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def _cached_arm(path: Path, video: Video, cfg: GuideConfig) -> Trainer | None:
+    """The cached arm at ``path`` if it exists and ran all ``cfg.steps``."""
+    if not path.exists():
+        return None
+    trainer = Trainer.load(path, video, device=cfg.device)
+    return trainer if trainer.step_count == cfg.steps else None
+
+
+def baseline(cfg: GuideConfig, video: Video, label: str, out: Path,
+             train: Callable[[Path, str, Callable[[Trainer], Any]], Trainer], *, wait: bool
+             ) -> tuple[Trainer, Path] | None:
+    """The no-guidance arm: from the cache when the same parameters trained it before, else
+    ``train(checkpoint, key, heartbeat)`` here, in this run's ``out`` folder (resumed there after
+    a kill), moved to the cache only when finished. Runs in parallel train it once: a claim next
+    to the cache file names the run training it, and the others return None (``wait=False``, so
+    they can train their guided arm meanwhile) or wait for it, taking it over if that run dies."""
+    key = arm_key(cfg, video, BASELINE_KEYS)
+    path = Path(cfg.cache_dir) / f"baseline-{key}.pt"
+    claim = Claim(path.with_name(f"baseline-{key}.lock"))
+    waiting = False
+    while True:
+        trainer = _cached_arm(path, video, cfg)
+        if trainer is None and claim.acquire():
+            try:
+                trainer = _cached_arm(path, video, cfg)  # finished meanwhile by the run that held the claim
+                if trainer is None:
+                    if path.exists():
+                        print(f"{label}: the cached {path} is unfinished; training it again")
+                    trainer = train(out / "baseline.pt", key, claim.refresh)
+                    return trainer, publish(out / "baseline.pt", path)
+            finally:
+                claim.release()
+        if trainer is not None:
+            print(f"{label}: loaded from the cache {path}")
+            return trainer, path
+        holder = claim.holder()
+        who = f"process {holder.get('pid')} on {holder.get('host')}" if holder else "another run"
+        if not wait:
+            print(f"{label}: {who} is training it ({claim.path}); the guided arm goes first")
+            return None
+        if not waiting:
+            print(f"{label}: waiting for {who} to finish it ({claim.path})")
+            waiting = True
+        time.sleep(POLL_S)

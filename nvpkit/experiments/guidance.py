@@ -1,0 +1,101 @@
+"""Compression-guided training: compress the latent grids every ``period`` steps and train on.
+
+``Guidance`` is a ``Trainer`` callback. Every ``period`` steps (but not at the last one,
+where the final compression follows) it round-trips the grids (``xy``, ``xt``, ``yt``,
+sparse) through a compressor, loads the decoded values into the live model in place (the
+optimizer keeps its state unless ``reset_optimizer``), and records the event: step, bits and
+bpp, PSNR just before and just after (on a fixed random set of pixels), seconds spent. In
+``straight_through`` mode the forward pass also sees 8-bit quantized grids at every step
+(gradients pass straight through).
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+from .._checks import check_choice, check_int
+from ..compress import Compressor
+from ..data import Video
+from ..metrics import psnr_from_mse
+from ..model import NVP
+from ..parts import GRIDS
+from ..rendering import chunk_for
+from ..train import PixelSampler, Trainer
+
+__all__ = ["Guidance", "PixelProbe", "MODES"]
+
+MODES = ("reload", "straight_through")
+
+
+class PixelProbe:
+    """PSNR of a model on a fixed random set of pixels (drawn with replacement; every pixel once
+    when the video has fewer), of the clamped prediction against frames / 255. Built from a video,
+    or from a trainer's sampler to share its copy of the frames."""
+
+    def __init__(self, source: Video | PixelSampler, pixels: int = 2**18, seed: int = 0,
+                 device: torch.device | str = "cpu"):
+        sampler = source if isinstance(source, PixelSampler) else PixelSampler(source, torch.device(device), seed)
+        frames = sampler.frames  # [T*H*W, 3] uint8, on the GPU or in (pinned) host memory
+        generator = torch.Generator(device=frames.device).manual_seed(seed)
+        if pixels >= frames.shape[0]:
+            index = torch.arange(frames.shape[0], device=frames.device)
+        else:
+            index = torch.randint(frames.shape[0], (pixels,), generator=generator, device=frames.device)
+        self.coords, self.steps = sampler.coords(index.to(sampler.device))
+        self.target = frames[index].to(sampler.device).float() / 255  # [N, 3]
+
+    @torch.inference_mode()
+    def psnr(self, model: NVP, chunk: int | None = None) -> float:
+        """PSNR in dB over the probe's pixels, ``chunk`` pixels per forward pass (default by device)."""
+        chunk = chunk or chunk_for(self.target.device)
+        error = torch.zeros((), device=self.target.device, dtype=torch.float64)
+        for lo in range(0, len(self.target), chunk):
+            out = model(self.coords[lo:lo + chunk], self.steps[lo:lo + chunk])
+            error += ((out + 1) / 2).clamp(0, 1).sub(self.target[lo:lo + chunk]).square().sum()
+        return psnr_from_mse(error.item() / self.target.numel())
+
+
+class Guidance:
+    """Trainer callback for compression-guided training (see the module docstring)."""
+
+    def __init__(self, compressor: Compressor, period: int, video: Video, *, mode: str = "reload",
+                 reset_optimizer: bool = False, probe_pixels: int = 2**18, seed: int = 0):
+        self.period = check_int("Guidance", "period", period, 1)
+        self.mode = check_choice("Guidance", "mode", mode, MODES)
+        self.compressor, self.video, self.reset_optimizer = compressor, video, reset_optimizer
+        self.probe_pixels, self.seed = probe_pixels, seed
+        self.events: list[dict[str, Any]] = []
+        self._probe: PixelProbe | None = None
+
+    def attach(self, trainer: Trainer) -> None:
+        """Prepare a trainer (straight-through quantization of its grids in that mode)."""
+        self._fake_quant(trainer, 8 if self.mode == "straight_through" else None)
+
+    def detach(self, trainer: Trainer) -> None:
+        """Undo ``attach``: the grids are read as they are again."""
+        self._fake_quant(trainer, None)
+
+    @staticmethod
+    def _fake_quant(trainer: Trainer, bits: int | None) -> None:
+        for grid in trainer.model.grids().values():
+            grid.fake_quant_bits = bits
+
+    def __call__(self, trainer: Trainer) -> None:
+        # no event at the planned last step: the final compression is the run's last round trip
+        if trainer.step_count % self.period or trainer.step_count >= trainer.config.steps:
+            return
+        started = time.perf_counter()
+        if self._probe is None:
+            self._probe = PixelProbe(trainer.sampler, self.probe_pixels, self.seed)
+        before = self._probe.psnr(trainer.model)
+        result = self.compressor.roundtrip(trainer.model)
+        result.load_into(trainer.model, parts=GRIDS)
+        if self.reset_optimizer:
+            trainer.optimizer.state.clear()
+        after = self._probe.psnr(trainer.model)
+        bits = result.bits()
+        self.events.append({"step": trainer.step_count, "bits": bits["total"], "bpp": result.bpp(self.video),
+                            "psnr_before": before, "psnr_after": after,
+                            "seconds": time.perf_counter() - started})

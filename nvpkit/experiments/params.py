@@ -1,0 +1,74 @@
+"""Notebook parameters to typed values: the one path from a papermill parameters cell to a config.
+
+Papermill injects parameters as strings and numbers (``-p period 10000``, ``-p qscale 2,3,3``);
+``parse_fields`` turns those named like a dataclass's fields into values of the fields' types.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["parse_value", "parse_list", "parse_setting", "parse_fields"]
+
+
+def parse_value(text: Any) -> Any:
+    """A parameter's text as an int, else a float, else itself ("2" -> 2, "0.8" -> 0.8, "slow" -> "slow")."""
+    if not isinstance(text, str):
+        return text
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_list(text: Any, name: str) -> tuple:
+    """A comma-separated list: "2,3,3" -> (2, 3, 3), "hevc, av1" -> ("hevc", "av1"); sequences pass
+    through as tuples, a single value becomes a 1-tuple."""
+    if isinstance(text, (tuple, list)):
+        return tuple(parse_value(v) for v in text)
+    if not isinstance(text, str):
+        return (text,)
+    values = tuple(parse_value(t.strip()) for t in text.split(",") if t.strip())
+    if not values:
+        raise ValueError(f"{name}={text!r} has no values; give comma-separated values, e.g. '2,3,3'")
+    return values
+
+
+def parse_setting(text: Any) -> Any:
+    """A compressor setting: a comma list as a tuple ("2,3,3"), else a single value."""
+    return parse_list(text, "setting") if isinstance(text, str) and "," in text else parse_value(text)
+
+
+def _coerce(owner: str, name: str, kind: Any, value: Any) -> Any:
+    where = f"{owner}.{name}={value!r}"
+    if kind is bool:
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        if not isinstance(value, bool):
+            raise ValueError(f"{where} is not allowed; use True or False")
+        return value
+    if kind is int and isinstance(value, str):
+        parsed = parse_value(value)
+        if not isinstance(parsed, int):
+            raise ValueError(f"{where} is not allowed; use an int")
+        return parsed
+    if kind is float and isinstance(value, (str, int)) and not isinstance(value, bool):
+        parsed = parse_value(value)
+        if not isinstance(parsed, (int, float)):
+            raise ValueError(f"{where} is not allowed; use a number")
+        return float(parsed)
+    if kind is tuple:
+        return parse_list(value, f"{owner}.{name}")
+    return value
+
+
+def parse_fields(cls: type, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The values in ``params`` named like fields of the dataclass ``cls``, converted to the fields'
+    types (strings to ints, floats, bools; comma lists to tuples); other names are left out."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: _coerce(cls.__name__, f.name, hints.get(f.name), params[f.name])
+            for f in dataclasses.fields(cls) if f.init and f.name in params}

@@ -1,0 +1,81 @@
+"""``Results``: what an experiment measured, written to and read from results.json."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .._files import write_json
+
+__all__ = ["Results", "MAX_RESULTS_BYTES"]
+
+MAX_RESULTS_BYTES = 256 * 2**20
+"""Largest results.json read (files from others are read with bounded work)."""
+
+
+@dataclass
+class Results:
+    """One experiment's results; results.json holds exactly the saved fields."""
+
+    kind: str
+    """'guide' (compression-guided training) or 'init' (initialisation study)."""
+    config: dict
+    """The experiment config (``to_dict``)."""
+    video: dict
+    """Name, shape ``[T, H, W, 3]`` and content hash of the clip."""
+    arms: dict
+    """Per arm: training history and seconds."""
+    table: list
+    """One row per arm: the summary a paper's table shows."""
+    events: list = field(default_factory=list)
+    """Guidance events of the guided arm: step, bits, bpp, PSNR before and after, seconds."""
+    final: dict = field(default_factory=dict)
+    """Per arm, the final compression: bits per part, bpp, PSNR, MS-SSIM, per-frame PSNR."""
+    rd: dict = field(default_factory=dict)
+    """Per arm, the RD sweep of the final compressor."""
+    anchor: list = field(default_factory=list)
+    """The plain-codec curve of the clip itself."""
+    bd: dict = field(default_factory=dict)
+    """Bjøntegaard deltas of the guided arm against no guidance (with notes when not computed)."""
+    checkpoints: dict = field(default_factory=dict)
+    """Per arm, the checkpoint it ended in."""
+    seconds: float = 0.0
+    """Wall-clock seconds of the whole experiment."""
+    plot_seconds: float = 0.0
+    """Seconds of it spent drawing the live plot."""
+    provenance: dict = field(default_factory=dict)
+    """Code (nvpkit version, git commit, source hash, torch), Python and device."""
+    trainers: dict = field(default_factory=dict, repr=False, compare=False)
+    """The arms' trainers (in memory only, not saved)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "trainers"}
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.config["out_dir"])
+
+    def save(self, path: str | os.PathLike | None = None) -> Path:
+        """Write results.json (atomically) to ``path``, default ``out_dir/results.json``."""
+        return write_json(path or self.out_dir / "results.json", self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Results":
+        """Read a results.json; ``ValueError`` naming the file when it is not one."""
+        path = Path(path)
+        size = path.stat().st_size
+        if size > MAX_RESULTS_BYTES:
+            raise ValueError(f"{str(path)!r}: {size} bytes is larger than any results.json ({MAX_RESULTS_BYTES})")
+        try:
+            data = json.loads(path.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ValueError(f"{str(path)!r}: not JSON ({err})") from None
+        if not isinstance(data, dict) or not _REQUIRED <= set(data):
+            raise ValueError(f"{str(path)!r}: not an nvpkit results.json (needs {sorted(_REQUIRED)})")
+        return cls(**{k: v for k, v in data.items() if k in _SAVED})
+
+
+_SAVED = {f.name for f in fields(Results) if f.name != "trainers"}
+_REQUIRED = {"kind", "config", "video", "arms", "table"}

@@ -1,0 +1,167 @@
+"""The experiment runner: trains the arms of an experiment the same way, measures them the same way,
+and writes ``Results``.
+
+``run_experiment`` (guided training) trains the no-guidance arm (cached, see ``cache``) and the
+guided arm with the same seed, data, steps and schedule, both checkpointed and resumed when a run
+is repeated with the same parameters; compresses both with the same final compressor, evaluates
+every frame, sweeps both over a range of settings with the plain-x265 curve beside them, and
+reports Bjøntegaard deltas. ``run_init_experiment`` trains random against Tucker initialisation.
+A ``Monitor`` (``nvpkit.viz.LivePlot``) follows the arms as they train.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from .._files import check_out_dir
+from ..compress import make_compressor, rd_sweep, video_anchor
+from ..data import Video
+from ..provenance import provenance
+from ..rendering import evaluate
+from ..train import Checkpoint, Trainer, resume_or_start
+from .bd import bd_metrics
+from .cache import GUIDED_KEYS, arm_key, baseline, video_key
+from .config import ExperimentConfig, GuideConfig, InitConfig
+from .guidance import Guidance
+from .initialize import PullToInit, steps_to_reach, tucker_init
+from .results import Results
+
+__all__ = ["Monitor", "train_arm", "run_experiment", "run_init_experiment"]
+
+
+class Monitor(Protocol):
+    """What follows training live (``nvpkit.viz.LivePlot`` is one)."""
+
+    plot_seconds: float
+
+    def update(self, arm: str, history: dict[str, list[float]], events: Sequence[dict] = ()) -> None: ...
+
+    def callback(self, arm: str, events: Sequence[dict] = ()) -> Callable[[Trainer], None]: ...
+
+
+def train_arm(cfg: ExperimentConfig, video: Video, label: str, *, live: Monitor | None = None,
+              guidance: Guidance | None = None, checkpoint: Checkpoint | None = None, key: str = "",
+              prepare: Callable[[Trainer], None] | None = None,
+              heartbeat: Callable[[Trainer], Any] | None = None) -> Trainer:
+    """Train one arm of ``cfg``: a fresh trainer (``prepare`` applied to it before its first step),
+    or, with a ``checkpoint``, the one checkpointed there under the same ``key``. ``guidance`` and
+    ``heartbeat`` are called after every step, ``live`` follows the arm."""
+    def start() -> Trainer:
+        trainer = cfg.new_trainer(video)
+        if prepare is not None:
+            prepare(trainer)
+        return trainer
+
+    if checkpoint is None:
+        trainer = start()
+    else:
+        trainer = resume_or_start(checkpoint.path, video, key, start, device=cfg.device, overwrite=cfg.overwrite)
+        if trainer.step_count:
+            print(f"{label}: resuming from step {trainer.step_count} of {cfg.steps} ({checkpoint.path})")
+    events: Sequence[dict] = ()
+    callbacks: list[Callable[[Trainer], Any]] = []
+    if guidance is not None:
+        guidance.events = trainer.extra.setdefault("events", [])  # saved with every checkpoint
+        guidance.attach(trainer)
+        events = guidance.events
+        callbacks.append(guidance)
+    callbacks += [c for c in (checkpoint, heartbeat) if c is not None]
+    if live is not None:
+        live.update(label, trainer.history, events)
+        callbacks.append(live.callback(label, events))
+    trainer.train(callbacks=callbacks)
+    if guidance is not None:
+        guidance.detach(trainer)
+    if live is not None:
+        live.update(label, trainer.history, events)
+    return trainer
+
+
+def _video_record(video: Video) -> dict[str, Any]:
+    return {"name": video.name, "shape": list(video.frames.shape), "sha256_16": video_key(video)}
+
+
+def run_experiment(cfg: GuideConfig, live: Monitor | None = None) -> Results:
+    """Train the no-guidance and guided arms, compress both with the final compressor, evaluate
+    every frame, sweep both, and write ``results.json`` into ``cfg.out_dir``. The results hold the
+    two trainers in memory (``results.trainers``)."""
+    out = check_out_dir(cfg.out_dir, cfg.to_dict(), cfg.overwrite)
+    video = cfg.load_video()
+    base_name, guided_name = cfg.arm_names()
+    started = time.perf_counter()
+
+    def train_baseline(path: Path, key: str, heartbeat: Callable[[Trainer], Any]) -> Trainer:
+        return train_arm(cfg, video, base_name, live=live, checkpoint=Checkpoint(path, cfg.checkpoint_every),
+                         key=key, heartbeat=heartbeat)
+
+    found = baseline(cfg, video, base_name, out, train_baseline, wait=False)  # None: another run trains it
+    guidance = Guidance(cfg.final_compressor(), cfg.period, video, mode=cfg.mode,
+                        reset_optimizer=cfg.reset_optimizer, probe_pixels=cfg.probe_pixels, seed=cfg.seed)
+    guided = train_arm(cfg, video, guided_name, live=live, guidance=guidance,
+                       checkpoint=Checkpoint(out / "guided.pt", cfg.checkpoint_every),
+                       key=arm_key(cfg, video, GUIDED_KEYS))
+    base, base_path = found or baseline(cfg, video, base_name, out, train_baseline, wait=True)
+    if live is not None:
+        live.update(base_name, base.history)
+
+    arms = {base_name: base, guided_name: guided}
+    final, curves = {}, {}
+    for name, trainer in arms.items():
+        result = cfg.final_compressor().roundtrip(trainer.model)
+        measured = evaluate(result.to_model(trainer.device), video, progress=False)
+        final[name] = {"bits": result.bits(), "bpp": result.bpp(video), "psnr": measured.psnr,
+                       "ms_ssim": measured.ms_ssim, "psnr_per_frame": measured.psnr_per_frame,
+                       "uncompressed_psnr": evaluate(trainer.model, video, ms_ssim=False, progress=False).psnr}
+        if cfg.sweep:
+            settings = {json.dumps(o, sort_keys=True): cfg.final_compressor(**o) for o in cfg.sweep}
+            curves[name] = rd_sweep(trainer.model, video, settings, progress=False)
+    anchor = video_anchor(video, "hevc", cfg.anchor_crfs, progress=False) if cfg.anchor_crfs else []
+    first = final[base_name]
+    table = [{"method": name, "bpp": f["bpp"], "psnr": f["psnr"], "delta_bpp": f["bpp"] - first["bpp"],
+              "delta_psnr": f["psnr"] - first["psnr"]} for name, f in final.items()]
+    results = Results(
+        kind="guide", config=cfg.to_dict(), video=_video_record(video),
+        arms={name: {"history": t.history, "train_seconds": t.elapsed} for name, t in arms.items()},
+        table=table, events=guidance.events, final=final, rd=curves, anchor=anchor,
+        bd=bd_metrics(curves[base_name], curves[guided_name]) if cfg.sweep else {},
+        checkpoints={base_name: str(base_path), guided_name: str(out / "guided.pt")},
+        seconds=time.perf_counter() - started, plot_seconds=getattr(live, "plot_seconds", 0.0),
+        provenance=provenance(guided.device), trainers=arms)
+    results.save()
+    return results
+
+
+def run_init_experiment(cfg: InitConfig, live: Monitor | None = None) -> Results:
+    """Train the arms (``cfg.arms()``) with the same seed, steps and batch, evaluate every frame,
+    compress each with Tucker at ``cfg.ranks``, and write ``results.json`` into ``cfg.out_dir``."""
+    check_out_dir(cfg.out_dir, cfg.to_dict(), cfg.overwrite)
+    video = cfg.load_video()
+    started = time.perf_counter()
+    arms, rows = {}, []
+    for name, mapping, pull in cfg.arms():
+        def prepare(trainer: Trainer, mapping: str | None = mapping, pull: bool = pull) -> None:
+            if mapping is None:
+                return
+            init = tucker_init(trainer.model, video, tuple(cfg.ranks), mapping=mapping, scale=cfg.scale)
+            if pull:
+                trainer.regularizer = PullToInit(init, cfg.lam, tuple(cfg.pull_grids), cfg.steps if cfg.decay else None)
+
+        trainer = train_arm(cfg, video, name, live=live, prepare=prepare)
+        compressed = make_compressor("tucker", ranks=tuple(cfg.ranks)).roundtrip(trainer.model)
+        rows.append({"arm": name, "steps_to_level": steps_to_reach(trainer.history, cfg.psnr_level),
+                     "psnr": evaluate(trainer.model, video, ms_ssim=False, progress=False).psnr,
+                     "tucker_bpp": compressed.bpp(video),
+                     "tucker_psnr": evaluate(compressed.to_model(trainer.device), video, ms_ssim=False,
+                                             progress=False).psnr,
+                     "train_seconds": trainer.elapsed})
+        arms[name] = trainer
+    results = Results(
+        kind="init", config=cfg.to_dict(), video=_video_record(video),
+        arms={n: {"history": t.history, "train_seconds": t.elapsed} for n, t in arms.items()}, table=rows,
+        seconds=time.perf_counter() - started, plot_seconds=getattr(live, "plot_seconds", 0.0),
+        provenance=provenance(next(iter(arms.values())).device), trainers=arms)
+    results.save()
+    return results

@@ -1,0 +1,120 @@
+"""A sweep's figures: RD curves per video with and without guidance, BD-rate per video and on
+average, and training PSNR against step."""
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Any
+
+import plotly.graph_objects as go
+
+from ..viz import COLOURS, save_figure
+from .collect import Record, setting_label, varying, video_name
+
+__all__ = ["rd_by_video", "bd_by_video", "psnr_by_step", "save_figures"]
+
+
+def _first_arm_labels(records: list[Record], curve) -> dict[str, str]:
+    """Label the no-guidance arm once per distinct curve: combinations that share it (the cached
+    baseline) show it once, named by the parameters that tell the distinct ones apart."""
+    groups: dict[str, list[Record]] = {}
+    for record in records:
+        groups.setdefault(json.dumps(curve(record), sort_keys=True, default=str), []).append(record)
+    keys = [k for k in varying(records)
+            if all(len({json.dumps(r.parameters.get(k), default=str) for r in g}) == 1 for g in groups.values())]
+    labels = {}
+    for group in groups.values():
+        first = group[0]
+        arm = next(iter(first.results.arms or first.results.rd or {"no guidance": 0}))
+        labels[first.name] = f"{arm} ({setting_label(first, keys)})" if keys and len(groups) > 1 else arm
+    return labels
+
+
+def rd_by_video(records: list[Record]) -> dict[str, go.Figure]:
+    """Per video, the RD curves of the final compressor: the no-guidance arm (once per distinct
+    curve), each guided setting, and the x265 anchor when measured."""
+    keys = varying(records)
+    figures: dict[str, go.Figure] = {}
+    by_video: dict[str, list[Record]] = {}
+    for record in records:
+        by_video.setdefault(video_name(record), []).append(record)
+    for video, group in by_video.items():
+        fig = figures[video] = go.Figure(layout=dict(
+            title=f"{video}: final compression, with and without guidance", template="plotly_white",
+            xaxis_title="bits per pixel", yaxis_title="PSNR (dB)"))
+        baselines = _first_arm_labels(group, lambda r: [(p["bpp"], p["psnr"]) for p in next(
+            iter(r.results.rd.values()), [])])  # the points, not their timings
+        for record in group:
+            curves = list(record.results.rd.items())
+            for i, (arm, points) in enumerate(curves):
+                if i == 0 and record.name not in baselines:
+                    continue
+                label = baselines[record.name] if i == 0 else f"{arm} ({setting_label(record, keys)})"
+                points = sorted(points, key=lambda p: p["bpp"])
+                fig.add_scatter(x=[p["bpp"] for p in points], y=[p["psnr"] for p in points], mode="lines+markers",
+                                name=label, line=dict(color=COLOURS[len(fig.data) % len(COLOURS)],
+                                                      dash="dash" if i == 0 else "solid"))
+        anchor = next((r.results.anchor for r in group if r.results.anchor), None)
+        if anchor:
+            points = sorted(anchor, key=lambda p: p["bpp"])
+            fig.add_scatter(x=[p["bpp"] for p in points], y=[p["psnr"] for p in points], mode="lines+markers",
+                            name="x265 on the video", line=dict(color="#7f7f7f", dash="dot"))
+    return figures
+
+
+def bd_by_video(records: list[Record]) -> go.Figure:
+    """BD-rate of each guided setting against no guidance, one marker per video, and the mean over
+    the videos where it could be measured (lower is better)."""
+    keys = varying(records)
+    by_setting: dict[str, dict[str, float]] = {}
+    for record in records:
+        value = record.results.bd.get("bd_rate")
+        if value is not None:
+            by_setting.setdefault(setting_label(record, keys), {})[video_name(record)] = value
+    fig = go.Figure(layout=dict(title="BD-rate of guidance against no guidance", template="plotly_white",
+                                xaxis_title="setting", yaxis_title="BD-rate (%)"))
+    videos = sorted({v for values in by_setting.values() for v in values})
+    settings = sorted(by_setting)
+    for i, video in enumerate(videos):
+        xs = [s for s in settings if video in by_setting[s]]
+        fig.add_scatter(x=xs, y=[by_setting[s][video] for s in xs], mode="markers", name=video,
+                        marker=dict(color=COLOURS[i % len(COLOURS)], size=9))
+    if settings:
+        means = [sum(by_setting[s].values()) / len(by_setting[s]) for s in settings]
+        fig.add_scatter(x=settings, y=means, mode="lines+markers", name="mean over videos",
+                        line=dict(color="black"))
+    return fig
+
+
+def psnr_by_step(records: list[Record]) -> go.Figure:
+    """Training PSNR against step for every arm (the no-guidance arm once per distinct run)."""
+    keys = varying(records)
+    fig = go.Figure(layout=dict(title="training PSNR against step", template="plotly_white",
+                                xaxis_title="step", yaxis_title="training PSNR (dB)"))
+
+    def first_history(record: Record) -> Any:
+        arms = record.results.arms
+        return [video_name(record), next(iter(arms.values()), {}).get("history")]
+
+    baselines = _first_arm_labels(records, first_history)
+    for record in records:
+        video = video_name(record)
+        for i, (arm, data) in enumerate(record.results.arms.items()):
+            if i == 0 and record.name not in baselines:
+                continue
+            label = f"{video}: {baselines[record.name] if i == 0 else f'{arm} ({setting_label(record, keys)})'}"
+            history = data.get("history", {})
+            colour = COLOURS[len(fig.data) % len(COLOURS)]
+            fig.add_scatter(x=history.get("step", []), y=history.get("psnr", []), mode="lines", name=label,
+                            line=dict(color=colour, dash="dash" if i == 0 else "solid"))
+    return fig
+
+
+def save_figures(records: list[Record], out_dir: str | os.PathLike) -> dict[str, list[str]]:
+    """Write the sweep's figures as HTML (interactive, offline) and PNG into ``out_dir``, each
+    atomically; returns the file names by figure."""
+    figures = {f"rd_{re.sub(r'[^A-Za-z0-9._-]+', '_', video)}": fig for video, fig in rd_by_video(records).items()}
+    figures["bd_rate"] = bd_by_video(records)
+    figures["psnr_by_step"] = psnr_by_step(records)
+    return {name: save_figure(fig, out_dir, name) for name, fig in figures.items()}
