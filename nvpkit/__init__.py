@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from ._files import check_outputs
 from ._version import __version__
 from .config import PRESETS, GridConfig, NetworkConfig, NVPConfig, SparseGridConfig, load_config, size_sparse_grid
 from .data import SAMPLES, Video, load_video, video_writer, write_video
@@ -29,18 +30,18 @@ from .train import TrainConfig, Trainer
 
 _LAZY = {
     "compress": ("ArtifactError", "Compressed", "Compressor", "find_setting", "load_compressed", "make_compressor",
-                 "rd_sweep", "save_compressed", "video_anchor"),
+                 "rd_sweep", "save_compressed", "video_anchor", "container_bits"),
     "experiments": ("ExperimentConfig", "GuideConfig", "InitConfig", "Guidance", "PixelProbe", "Results",
                     "bd_metrics", "run_experiment", "run_init_experiment", "PullToInit", "steps_to_reach",
                     "tucker_init"),
-    "viz": ("LivePlot", "rd_figure", "save_experiment_figures", "format_table", "format_init_table",
-            "format_sweep_table"),
+    "viz": ("LivePlot", "FrameViewer", "rd_figure", "bits_figure", "save_experiment_figures", "format_table",
+            "format_init_table", "format_sweep_table"),
     "sweeps": ("sweep", "parse_grid", "collect", "sweep_table", "save_figures"),
 }
 _HOME = {name: layer for layer, names in _LAZY.items() for name in names}
 
 __all__ = [
-    "__version__", "PRESETS", "GridConfig", "NetworkConfig", "NVPConfig", "SparseGridConfig", "count_parameters",
+    "__version__", "check_outputs", "PRESETS", "GridConfig", "NetworkConfig", "NVPConfig", "SparseGridConfig", "count_parameters",
     "load_config", "size_sparse_grid", "SAMPLES", "Video", "load_video", "video_writer", "write_video",
     "DenseGrid2D", "SparseGrid3D", "ms_ssim", "psnr", "NVP", "Evaluation", "evaluate", "render", "TrainConfig",
     "Trainer", *_LAZY, *_HOME,

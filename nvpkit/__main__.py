@@ -40,7 +40,8 @@ def _train(args: argparse.Namespace) -> None:
         "parameters": counts, "evaluation": result.to_dict(), "history": trainer.history,
         "provenance": provenance(trainer.device)})
     ssim = f", MS-SSIM {result.ms_ssim:.4f}" if result.ms_ssim is not None else ""
-    print(f"PSNR {result.psnr:.2f} dB{ssim} over {video.num_frames} frames "
+    print(f"PSNR {result.psnr:.2f} dB (float {result.psnr_float:.2f} dB), YUV PSNR {result.yuv_psnr:.2f} dB{ssim} "
+          f"over {video.num_frames} frames "
           f"(training {trainer.elapsed:.0f} s); reconstruction: {out / 'reconstruction.mp4'}")
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import platform
 
 import torch
@@ -44,3 +45,19 @@ def keep_freed_memory() -> bool:
         except (OSError, AttributeError):
             pass
     return _allocator_tuned
+
+
+def available_host_memory() -> int | None:
+    """Bytes the kernel can hand out without swapping (MemAvailable: free memory plus the page
+    cache it can drop), or None where that cannot be read."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None

@@ -5,6 +5,7 @@ import contextlib
 import errno
 import json
 import os
+import secrets
 import shutil
 import socket
 import time
@@ -70,18 +71,21 @@ def publish(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary sibling of ``path`` to write (a file or a folder); on success it is
-    fsynced and renamed over ``path`` in one step, on failure removed. A reader never sees a
-    half-written result, and a kill mid-write leaves the previous version intact."""
+    fsynced and put in place of ``path``, on failure removed. A reader never sees a half-written
+    result, and a kill at any moment leaves the previous version or the new one. A file is renamed
+    over ``path`` in one step; a folder replacing a folder goes in three (the old one renamed aside,
+    the new one renamed in, the old one removed), so the old folder exists until the new one does."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+    aside = path.with_name(f".{path.name}.old-{os.getpid()}-{secrets.token_hex(4)}")
     try:
         yield tmp
         if tmp.is_dir():
             for child in tmp.iterdir():
                 _fsync(child)
             if path.is_dir():
-                shutil.rmtree(path)
+                os.rename(path, aside)
         else:
             _fsync(tmp)
         os.replace(tmp, path)
@@ -91,52 +95,97 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp.exists():
             tmp.unlink()
+        if aside.exists():
+            if path.exists():
+                shutil.rmtree(aside, ignore_errors=True)
+            else:  # the new folder never arrived: the old one goes back
+                os.rename(aside, path)
+
+
+def check_outputs(folder: str | os.PathLike, names: list[str], overwrite: bool) -> Path:
+    """``folder`` (created), after checking that none of the files a run will write there exists
+    unless ``overwrite``: call it before a run's first step, so it cannot fail after hours."""
+    folder = Path(folder)
+    existing = [name for name in names if (folder / name).exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{str(folder)!r} already holds {existing}; choose another folder or set overwrite=True")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 class Claim:
     """An exclusive claim on some work among processes and hosts that share a filesystem: the
-    ``path`` file, created atomically (``O_EXCL``), names its holder and is touched while the work
-    goes on (``refresh``). A claim whose holder died is taken over: on the same host when its
-    process is gone, anywhere when it has not been touched for ``stale_after`` seconds."""
+    ``path`` file, created atomically (``O_EXCL``), names its holder (host, pid, a random token)
+    and is touched while the work goes on (``refresh``). A claim whose holder died is taken over:
+    on the same host when its process is gone, anywhere when it has not been touched for
+    ``stale_after`` seconds.
+
+    Taking over is atomic: a taker first creates the marker ``path.takeover-<token of the dead
+    claim>`` exclusively, so of the processes that found the same dead claim exactly one wins; the
+    winner checks that the claim still holds that token and replaces it with its own in one rename.
+    A taker that died in between leaves a marker that goes stale in turn and is taken over the
+    same way (its name extended by the dead taker's token)."""
 
     def __init__(self, path: str | os.PathLike, stale_after: float = 600.0, refresh_every: float = 30.0):
         self.path, self.stale_after, self.refresh_every = Path(path), stale_after, refresh_every
+        self.token = secrets.token_hex(8)
         self._refreshed = 0.0
 
+    def _content(self) -> str:
+        return json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "token": self.token})
+
     def acquire(self) -> bool:
-        """Take the claim (True), or leave it to its living holder (False)."""
+        """Take the claim (True), or leave it to its living holder or to the run taking it over (False)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(2):  # a second try after removing an abandoned claim
+        for _ in range(3):  # a claim released meanwhile is created afresh
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
             except FileExistsError:
-                if not self.abandoned():
-                    return False
-                self.path.unlink(missing_ok=True)
-                continue
+                dead = _dead(self.path, self.stale_after)
+                if dead is None:
+                    if self.path.exists():
+                        return False  # its holder lives
+                    continue  # released meanwhile
+                return self._take_over(dead)
             with os.fdopen(fd, "w") as f:
-                json.dump({"host": socket.gethostname(), "pid": os.getpid()}, f)
+                f.write(self._content())
             self._refreshed = time.monotonic()
             return True
         return False
 
+    def _take_over(self, dead: str) -> bool:
+        """Replace the abandoned claim ``dead`` (its identity) with ours, exactly one taker winning."""
+        key = dead
+        while True:
+            marker = self.path.with_name(f"{self.path.name}.takeover-{key}")
+            try:
+                fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                dead_taker = _dead(marker, self.stale_after)
+                if dead_taker is None:
+                    return False  # another run is taking it over (or has)
+                key = f"{key}-{dead_taker}"[:200]
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(self._content())
+            try:
+                if _identity(self.path) != dead:
+                    return False  # taken over (or released) before our marker existed
+                tmp = self.path.with_name(f".{self.path.name}.{self.token}")
+                tmp.write_text(self._content())
+                os.replace(tmp, self.path)
+                self._refreshed = time.monotonic()
+                return True
+            finally:
+                marker.unlink(missing_ok=True)
+
     def holder(self) -> dict:
-        """Who holds the claim (``host``, ``pid``), or {} when nobody does or it cannot be read."""
-        try:
-            return json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return {}
+        """Who holds the claim (``host``, ``pid``, ``token``), or {} when nobody does or it cannot be read."""
+        return _read(self.path)
 
     def abandoned(self) -> bool:
         """Whether the claim's holder is gone (its claim may be taken over)."""
-        try:
-            age = time.time() - self.path.stat().st_mtime
-        except FileNotFoundError:
-            return False  # released meanwhile: acquire again
-        holder = self.holder()
-        if age > self.stale_after:
-            return True
-        return holder.get("host") == socket.gethostname() and not _alive(holder.get("pid"))
+        return _dead(self.path, self.stale_after) is not None
 
     def refresh(self, *_: object) -> None:
         """Touch the claim (at most every ``refresh_every`` seconds); cheap enough to call every step."""
@@ -147,7 +196,41 @@ class Claim:
             self._refreshed = now
 
     def release(self) -> None:
-        self.path.unlink(missing_ok=True)
+        """Give the claim up, if it is still ours (never remove the claim of a run that took it over)."""
+        if _read(self.path).get("token") == self.token:
+            self.path.unlink(missing_ok=True)
+
+
+def _read(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text()[:4096])
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _identity(path: Path) -> str | None:
+    """What tells one claim from the next at ``path``: its token (its inode and mtime for a claim
+    written without one); None when there is none."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    token = _read(path).get("token")
+    return str(token)[:64] if token else f"i{stat.st_ino}m{stat.st_mtime_ns}"
+
+
+def _dead(path: Path, stale_after: float) -> str | None:
+    """The identity of the claim (or marker) file ``path`` if its holder is gone, else None (it
+    lives, or the file is gone). The identity is read first, so the verdict is about that claim."""
+    identity = _identity(path)
+    try:
+        age = time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return None
+    holder = _read(path)
+    gone = age > stale_after or (holder.get("host") == socket.gethostname() and not _alive(holder.get("pid")))
+    return identity if gone else None
 
 
 def _alive(pid: object) -> bool:

@@ -145,6 +145,8 @@ def _yuv_frames(path: Path, size: tuple[int, int] | None, chroma: str | None, bi
     if width is None:
         raise ValueError(f"{str(path)!r}: raw .yuv needs size=(width, height); none given or found in the "
                          "name (UVG style: Name_1920x1080_120fps_420_8bit_YUV.yuv)")
+    for key, value in (("width", width), ("height", height)):
+        check_int(f"{str(path)!r}: raw .yuv", key, value, 1, 2**16)
     chroma = chroma or parsed.get("chroma", "420")
     bit_depth = bit_depth or parsed.get("bit_depth", 8)
     fps = fps or parsed.get("fps", 25.0)

@@ -1,15 +1,39 @@
-"""Image quality metrics on frames in [0, 1], ``[B, H, W, 3]`` (channels last, as videos are stored)."""
+"""Image quality metrics, and the one function that scores reconstructions against a video.
+
+Frames are ``[B, H, W, 3]`` RGB, channels last as videos are stored. ``FrameScores`` scores every
+reconstruction the same way, a model's render and a codec's decoded frames alike: as uint8 frames,
+what a decoder outputs and a file holds. Beside that it keeps the float PSNR of an unrounded render
+(the published evaluation, which never rounds to 8 bits).
+"""
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from pytorch_msssim import ms_ssim as _ms_ssim
 
-__all__ = ["psnr", "psnr_from_mse", "ms_ssim", "MS_SSIM_MIN_SIDE"]
+__all__ = ["psnr", "psnr_from_mse", "ms_ssim", "yuv_psnr", "rgb_to_yuv", "to_uint8", "FrameScores", "MS_SSIM_MIN_SIDE",
+           "METRICS"]
 
 MS_SSIM_MIN_SIDE = 161
 """MS-SSIM (5 scales, 11-px window) needs frames whose short side exceeds (11 - 1) * 2**4 = 160 px."""
+
+METRICS = {
+    "psnr": "RGB PSNR (dB) of the uint8 frames a decoder outputs against the source frames, mean over frames",
+    "psnr_float": "RGB PSNR (dB) of the unrounded render clamped to [0, 1] (the published evaluation); "
+                  "None for codecs, whose output is uint8",
+    "yuv_psnr": "(6 PSNR_Y + PSNR_U + PSNR_V) / 8 (dB) of the uint8 frames, BT.709 full-range YUV 4:4:4 of "
+                "source and reconstruction alike, mean over frames",
+    "yuv_psnr_planes": "PSNR_Y, PSNR_U, PSNR_V (dB), each the mean over frames",
+    "ms_ssim": "MS-SSIM of the uint8 frames (pytorch-msssim, 5 scales), mean over frames",
+}
+"""What each reported metric is: results.json records this next to the numbers."""
+
+_BT709 = torch.tensor([[0.2126, 0.7152, 0.0722],
+                       [-0.2126 / 1.8556, -0.7152 / 1.8556, 0.5],
+                       [0.5, -0.7152 / 1.5748, -0.0722 / 1.5748]])
+"""RGB to Y'CbCr (BT.709, full range): Y in [0, 1], Cb and Cr in [-0.5, 0.5]."""
 
 
 def psnr_from_mse(mse: float | torch.Tensor, peak: float = 1.0) -> float | torch.Tensor:
@@ -20,8 +44,20 @@ def psnr_from_mse(mse: float | torch.Tensor, peak: float = 1.0) -> float | torch
 
 
 def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-frame PSNR in dB, ``[B]``, with ``pred`` clamped to [0, 1]."""
+    """Per-frame PSNR in dB, ``[B]``, of frames in [0, 1] (``pred`` clamped)."""
     return psnr_from_mse((pred.clamp(0, 1) - target).square().flatten(1).mean(1))
+
+
+def rgb_to_yuv(frames: torch.Tensor) -> torch.Tensor:
+    """BT.709 full-range Y'CbCr of RGB frames in [0, 1]: ``[..., 3]`` -> ``[..., 3]`` (Y, Cb, Cr)."""
+    return frames @ _BT709.to(frames.device, frames.dtype).T
+
+
+def yuv_psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-frame, per-plane PSNR in dB, ``[B, 3]`` (Y, U, V), of RGB frames in [0, 1] converted to
+    BT.709 YUV (peak 1 for every plane)."""
+    error = (rgb_to_yuv(pred.clamp(0, 1)) - rgb_to_yuv(target)).square()  # [B, H, W, 3]
+    return psnr_from_mse(error.flatten(1, 2).mean(1))
 
 
 def ms_ssim(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -32,3 +68,48 @@ def ms_ssim(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     # [B, H, W, 3] -> [B, 3, H, W]
     return _ms_ssim(pred.clamp(0, 1).permute(0, 3, 1, 2).float(), target.permute(0, 3, 1, 2).float(),
                     data_range=1.0, size_average=False)
+
+
+def to_uint8(frames: torch.Tensor) -> torch.Tensor:
+    """Frames in [0, 1] rounded to uint8 as a video writer stores them: ``floor(255 x + 0.5)``."""
+    return (frames.clamp(0, 1) * 255 + 0.5).floor().to(torch.uint8)
+
+
+class FrameScores:
+    """Scores reconstructions frame by frame against the source frames (see the module docstring),
+    so a whole clip never needs to be in memory: ``add`` one frame at a time, ``summary`` at the end."""
+
+    def __init__(self, ms_ssim: bool = True):
+        self.use_ms_ssim = ms_ssim
+        self.psnr: list[float] = []
+        self.psnr_float: list[float] = []
+        self.yuv: list[list[float]] = []
+        self.ms_ssim: list[float] = []
+
+    def add(self, recon: torch.Tensor, target: torch.Tensor, unrounded: torch.Tensor | None = None) -> None:
+        """One frame: ``recon`` and ``target`` uint8 ``[H, W, 3]``; ``unrounded`` the float render in
+        [0, 1] that ``recon`` was rounded from, if any."""
+        if recon.dtype != torch.uint8 or target.dtype != torch.uint8:
+            raise TypeError(f"FrameScores.add: recon and target must be uint8, got {recon.dtype}, {target.dtype}")
+        pred = recon.to(target.device).float()[None] / 255  # [1, H, W, 3]
+        true = target.float()[None] / 255
+        self.psnr.append(psnr(pred, true).item())
+        self.yuv.append(yuv_psnr(pred, true)[0].tolist())
+        if unrounded is not None:
+            self.psnr_float.append(psnr(unrounded.to(true.device)[None], true).item())
+        if self.use_ms_ssim:
+            self.ms_ssim.append(ms_ssim(pred, true).item())
+
+    def summary(self) -> dict:
+        """Means over frames and the per-frame lists (names as in ``METRICS``)."""
+        yuv = np.asarray(self.yuv).reshape(-1, 3)
+        planes = yuv.mean(0).tolist() if len(yuv) else None
+        weighted = ((6 * yuv[:, 0] + yuv[:, 1] + yuv[:, 2]) / 8) if len(yuv) else np.zeros(0)
+
+        def mean(values) -> float | None:
+            return float(np.mean(values)) if len(values) else None
+
+        return {"psnr": mean(self.psnr), "psnr_float": mean(self.psnr_float), "yuv_psnr": mean(weighted),
+                "yuv_psnr_planes": planes, "ms_ssim": mean(self.ms_ssim), "psnr_per_frame": list(self.psnr),
+                "psnr_float_per_frame": list(self.psnr_float), "yuv_psnr_per_frame": weighted.tolist(),
+                "ms_ssim_per_frame": list(self.ms_ssim)}

@@ -10,12 +10,12 @@ The output is RGB in the target range [-1, 1] (a linear last layer, unclamped).
 from __future__ import annotations
 
 import math
-import os
 
 import torch
 from torch import nn
 
 from ._kernels import linear_t, sine_modulate, with_ones
+from ._device import available_host_memory
 from .config import NVPConfig, load_config
 from .grids import DenseGrid2D, SparseGrid3D, lookup_planes
 from .parts import GRIDS, count_parameters
@@ -88,22 +88,6 @@ class ModulatedSiren(nn.Module):
             pre = linear_t(h, layer.weight, layer.bias, scale=layer.w0)  # w0 * layer(h), [hidden, N]
             h = sine_modulate(pre, mod)  # [sin(pre) * mod; 1]
         return linear_t(h, self.last.weight, self.last.bias).t()  # [3, N] -> [N, 3]
-
-
-def available_host_memory() -> int | None:
-    """Bytes the kernel can hand out without swapping (MemAvailable: free memory plus the page
-    cache it can drop), or None where that cannot be read."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 def _check_host_memory(config: NVPConfig) -> None:

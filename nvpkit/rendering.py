@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import time
 from contextlib import nullcontext
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from . import metrics
+from ._progress import progress_bar
 from ._checks import check_int
 from ._device import resolve_device
 from .data import Video, video_writer
@@ -36,8 +36,9 @@ def chunk_for(device: torch.device) -> int:
 
 @torch.inference_mode()
 def render(model: NVP, num_frames: int, height: int, width: int, *, video_frames: int | None = None,
-           chunk: int | None = None) -> Iterator[torch.Tensor]:
-    """Yield ``num_frames`` frames ``[height, width, 3]`` in [0, 1] on the model's device.
+           chunk: int | None = None, indices: Sequence[int] | None = None) -> Iterator[torch.Tensor]:
+    """Yield ``num_frames`` frames ``[height, width, 3]`` in [0, 1] on the model's device (only
+    those at ``indices``, when given).
 
     ``video_frames`` is the frame count the model was trained on (default ``num_frames``); more
     output frames than that interpolate in time."""
@@ -51,7 +52,7 @@ def render(model: NVP, num_frames: int, height: int, width: int, *, video_frames
     times = torch.linspace(0, 1, num_frames, device=device)
     steps = torch.linspace(half_dt, 1 - half_dt, num_frames, device=device)
     interpolate = num_frames != video_frames
-    for i in range(num_frames):
+    for i in range(num_frames) if indices is None else indices:
         out = torch.empty(height * width, 3, device=device)
         for lo in range(0, height * width, chunk):
             part = xy[lo:lo + chunk]
@@ -62,11 +63,21 @@ def render(model: NVP, num_frames: int, height: int, width: int, *, video_frames
 
 @dataclass
 class Evaluation:
-    """What ``evaluate`` measured; metrics are None where there is no ground truth."""
+    """What ``evaluate`` measured (``nvpkit.metrics.METRICS`` says what each metric is); metrics are
+    None where there is no ground truth."""
 
     psnr: float | None
-    ms_ssim: float | None
+    """RGB PSNR of the uint8 frames, as a decoder outputs them (mean over frames)."""
+    psnr_float: float | None = None
+    """RGB PSNR of the unrounded render (the published evaluation)."""
+    yuv_psnr: float | None = None
+    """(6 Y + U + V) / 8 PSNR, BT.709."""
+    yuv_psnr_planes: list[float] | None = None
+    """PSNR of Y, U, V."""
+    ms_ssim: float | None = None
     psnr_per_frame: list[float] = field(default_factory=list)
+    psnr_float_per_frame: list[float] = field(default_factory=list)
+    yuv_psnr_per_frame: list[float] = field(default_factory=list)
     ms_ssim_per_frame: list[float] = field(default_factory=list)
     shape: tuple[int, int, int] = (0, 0, 0)
     seconds: float = 0.0
@@ -79,7 +90,7 @@ class Evaluation:
     def __repr__(self) -> str:
         parts = [f"{self.shape[0]} frames of {self.shape[1]}x{self.shape[2]}"]
         if self.psnr is not None:
-            parts.append(f"PSNR {self.psnr:.2f} dB")
+            parts.append(f"PSNR {self.psnr:.2f} dB (float {self.psnr_float:.2f}), YUV PSNR {self.yuv_psnr:.2f} dB")
         if self.ms_ssim is not None:
             parts.append(f"MS-SSIM {self.ms_ssim:.4f}")
         if self.path:
@@ -90,7 +101,8 @@ class Evaluation:
 def evaluate(model: NVP, video: Video, *, scale: float = 1.0, time_scale: int = 1, write: str | Path | None = None,
              overwrite: bool = False, ms_ssim: bool = True, chunk: int | None = None,
              device: str | None = None, progress: bool = True) -> Evaluation:
-    """Render every frame and measure it against ``video``.
+    """Render every frame and measure it against ``video``: the frames are rounded to uint8, as
+    written to a file, and scored by ``metrics.FrameScores`` (the function that scores codecs too).
 
     Args:
         scale: spatial scale of the render (2.0: super-resolution); metrics need 1.0.
@@ -102,7 +114,7 @@ def evaluate(model: NVP, video: Video, *, scale: float = 1.0, time_scale: int = 
         device: where to render (default: where the model is).
     """
     if not (isinstance(scale, (int, float)) and scale > 0):
-        raise ValueError(f"evaluate: scale must be > 0, got {scale!r}")
+        raise ValueError(f"evaluate: scale={scale!r} is not allowed; use a number > 0")
     check_int("evaluate", "time_scale", time_scale, 1)
     if device is not None:
         model = model.to(resolve_device(device))
@@ -112,27 +124,24 @@ def evaluate(model: NVP, video: Video, *, scale: float = 1.0, time_scale: int = 
     note = "" if measure else "rendered at another size or frame count: no ground truth, no metrics"
     if measure and ms_ssim and min(shape[1:]) < metrics.MS_SSIM_MIN_SIDE:
         ms_ssim, note = False, f"MS-SSIM skipped: frames under {metrics.MS_SSIM_MIN_SIDE} px on the short side"
-    psnrs, ssims = [], []
+    scores = metrics.FrameScores(ms_ssim=ms_ssim)
     started = time.perf_counter()
     was_training = model.training
     model.eval()
     frames = render(model, *shape, video_frames=video.num_frames, chunk=chunk)
-    bar = tqdm(frames, total=shape[0], desc="evaluate", unit="frame", disable=not progress)
+    bar = progress_bar(frames, total=shape[0], desc="evaluate", unit="frame", disable=not progress)
     try:
         with (video_writer(write, video.fps * time_scale, overwrite=overwrite) if write else nullcontext()) as out:
             for i, frame in enumerate(bar):
+                rounded = metrics.to_uint8(frame)
                 if out is not None:
-                    out((frame * 255 + 0.5).to(torch.uint8).cpu().numpy())
+                    out(rounded.cpu().numpy())
                 if measure:
-                    target = torch.from_numpy(video.frames[i]).to(dev).float()[None] / 255  # [1, H, W, 3]
-                    psnrs.append(metrics.psnr(frame[None], target).item())
-                    if ms_ssim:
-                        ssims.append(metrics.ms_ssim(frame[None], target).item())
-                    bar.set_postfix(psnr=f"{np.mean(psnrs):.2f}")
+                    scores.add(rounded, torch.from_numpy(video.frames[i]).to(dev), unrounded=frame)
+                    bar.set_postfix(refresh=False, psnr=f"{np.mean(scores.psnr):.2f}")
     finally:
         bar.close()
         model.train(was_training)
-    return Evaluation(
-        psnr=float(np.mean(psnrs)) if psnrs else None, ms_ssim=float(np.mean(ssims)) if ssims else None,
-        psnr_per_frame=psnrs, ms_ssim_per_frame=ssims, shape=shape, seconds=time.perf_counter() - started,
-        path=str(write) if write else None, note=note)
+    summary = scores.summary() if measure else {"psnr": None}
+    return Evaluation(**summary, shape=shape, seconds=time.perf_counter() - started,
+                      path=str(write) if write else None, note=note)

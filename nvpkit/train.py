@@ -21,8 +21,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
+from ._progress import progress_bar
 from ._checks import check_int, is_int
 from ._device import keep_freed_memory, resolve_device
 from ._files import atomic_path
@@ -71,8 +71,8 @@ class TrainConfig:
         check_int("TrainConfig", "seed", self.seed)
         if self.batch is not None:
             check_int("TrainConfig", "batch", self.batch, 1)
-        if not (is_int(self.lr) or isinstance(self.lr, float)) or not self.lr > 0:
-            raise ValueError(f"TrainConfig: lr={self.lr!r} is not allowed; use a number > 0")
+        if not (is_int(self.lr) or isinstance(self.lr, float)) or not 0 < self.lr < math.inf:
+            raise ValueError(f"TrainConfig: lr={self.lr!r} is not allowed; use a finite number > 0")
         if not isinstance(self.compile, bool):
             raise ValueError(f"TrainConfig: compile={self.compile!r} is not allowed; use True or False")
         if not 0 <= self.lr_min <= self.lr:
@@ -249,14 +249,14 @@ class Trainer:
         steps = self.config.steps - self.step_count if steps is None else steps
         check_int("train", "steps", steps, 0)
         callbacks = list(callbacks)
-        bar = tqdm(total=steps, disable=not progress, desc="train", unit="step")
+        bar = progress_bar(total=steps, disable=not progress, desc="train", unit="step")
         self._started = time.perf_counter()
         try:
             for _ in range(steps):
                 self.step()
                 if self.step_count % self.config.log_every == 0 or self.step_count == self.config.steps:
                     record = self.log()
-                    bar.set_postfix(loss=f"{record['loss']:.2e}", psnr=f"{record['psnr']:.2f}")
+                    bar.set_postfix(refresh=False, loss=f"{record['loss']:.2e}", psnr=f"{record['psnr']:.2f}")
                 for callback in callbacks:
                     callback(self)
                 bar.update(1)
@@ -291,6 +291,29 @@ class Trainer:
         return Path(path)
 
     @classmethod
+    def _restore(cls, state: dict[str, Any], video: Video, device: str | None) -> "Trainer":
+        shape = list(video.frames.shape)
+        if state["video"]["shape"] != shape:
+            raise ValueError(f"Trainer.load: checkpoint was trained on a {state['video']['shape']} video "
+                             f"({state['video']['name']!r}), got {shape}")
+        known = {f.name for f in fields(TrainConfig)}
+        train = {k: v for k, v in state["train_config"].items() if k in known}
+        if device is not None:
+            train["device"] = device
+        trainer = cls(NVP(load_config(state["model_config"])), video, TrainConfig(**train))
+        trainer.model.load_state_dict(state["model"])
+        trainer.optimizer.load_state_dict(state["optimizer"])
+        trainer.scheduler.load_state_dict(state["scheduler"])
+        trainer.sampler.generator.set_state(state["generator"])
+        trainer.step_count = check_int("Trainer.load", "step", state["step"], 0)
+        trainer._seconds = float(state["seconds"])
+        trainer._loss_sum.fill_(float(state["pending_loss"][0]))
+        trainer._loss_steps = check_int("Trainer.load", "pending steps", state["pending_loss"][1], 0)
+        trainer.history = {k: list(v) for k, v in state["history"].items()}
+        trainer.extra = dict(state.get("extra", {}))
+        return trainer
+
+    @classmethod
     def load(cls, path: str | Path, video: Video, device: str | None = None) -> "Trainer":
         """Resume from a checkpoint (loaded with ``weights_only=True``: no code runs from the file).
         ``video`` must be the one trained on; ``device`` overrides the saved one."""
@@ -306,25 +329,11 @@ class Trainer:
         if found != CHECKPOINT_FORMAT:
             raise ValueError(f"Trainer.load: {str(path)!r} is a {found} checkpoint of another nvpkit version; "
                              f"this one reads {CHECKPOINT_FORMAT}")
-        shape = list(video.frames.shape)
-        if state["video"]["shape"] != shape:
-            raise ValueError(f"Trainer.load: checkpoint was trained on a {state['video']['shape']} video "
-                             f"({state['video']['name']!r}), got {shape}")
-        known = {f.name for f in fields(TrainConfig)}
-        train = {k: v for k, v in state["train_config"].items() if k in known}
-        if device is not None:
-            train["device"] = device
-        trainer = cls(NVP(load_config(state["model_config"])), video, TrainConfig(**train))
-        trainer.model.load_state_dict(state["model"])
-        trainer.optimizer.load_state_dict(state["optimizer"])
-        trainer.scheduler.load_state_dict(state["scheduler"])
-        trainer.sampler.generator.set_state(state["generator"])
-        trainer.step_count = state["step"]
-        trainer._seconds = state["seconds"]
-        trainer._loss_sum.fill_(state["pending_loss"][0])
-        trainer._loss_steps = state["pending_loss"][1]
-        trainer.history = {k: list(v) for k, v in state["history"].items()}
-        trainer.extra = state.get("extra", {})
+        try:
+            trainer = cls._restore(state, video, device)
+        except (KeyError, TypeError, AttributeError, IndexError, RuntimeError) as err:  # a damaged state
+            raise ValueError(f"Trainer.load: {str(path)!r} is damaged ({type(err).__name__}: {str(err)[:200]})"
+                             ) from None
         return trainer
 
 

@@ -2,8 +2,9 @@
 
 Starts JupyterLab on a free localhost port with a token, opens ``codec_guide.ipynb`` with tiny
 parameters injected, runs all cells and checks in the page that the live plotly figure renders,
-that its PSNR trace grows while training runs, that guidance events appear, and that the final
-table is shown. Screenshots of the running and the finished notebook go to ``$NVPKIT_SCREENSHOTS``
+that its PSNR trace grows while training runs, that guidance events appear, that the final
+table is shown, and that the frame viewer renders and moves to another frame when its slider
+moves. Screenshots of the running and the finished notebook and of the viewer go to ``$NVPKIT_SCREENSHOTS``
 (default: the test's temporary folder). Run it alone with ``pytest -m browser``.
 """
 from __future__ import annotations
@@ -30,6 +31,10 @@ TINY = {"num_frames": 4, "downscale": 8, "steps": 1500, "period": 500, "batch": 
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")]
+
+# The titles of the plotly figures in the page (the frame viewer's says which frame it shows).
+READ_TITLES = """() => [...document.querySelectorAll('.js-plotly-plot')].map(
+  p => (p.layout && p.layout.title && (p.layout.title.text || p.layout.title)) || '')"""
 
 # What the live figure shows: per arm, traces (loss, PSNR, guidance events) in that order.
 READ_FIGURE = """() => {
@@ -100,7 +105,18 @@ def _run_and_watch(page, url: str, shots: Path) -> str:
     table = page.wait_for_selector("table:has-text('ΔPSNR')", timeout=300_000)
     table.scroll_into_view_if_needed()
     page.screenshot(path=str(shots / "finished.png"))
-    return table.inner_text()
+    text = table.inner_text()
+
+    # the frame viewer renders at frame 1; its slider moves it to frame 2
+    page.wait_for_function(f"({READ_TITLES})().some(t => t.startsWith('frame 1 of'))", timeout=300_000)
+    handle = page.locator(".widget-slider .noUi-handle").last
+    handle.scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "viewer.png"))
+    handle.focus()
+    handle.press("ArrowRight")
+    page.wait_for_function(f"({READ_TITLES})().some(t => t.startsWith('frame 2 of'))", timeout=120_000)
+    page.screenshot(path=str(shots / "viewer_moved.png"))
+    return text
 
 
 def test_live_figure_in_jupyterlab(lab, tmp_path):
@@ -119,4 +135,5 @@ def test_live_figure_in_jupyterlab(lab, tmp_path):
         finally:
             browser.close()
     assert "no guidance" in text and "hevc guidance" in text
-    assert (shots / "running.png").stat().st_size > 10_000 and (shots / "finished.png").stat().st_size > 10_000
+    for name in ("running.png", "finished.png", "viewer.png", "viewer_moved.png"):
+        assert (shots / name).stat().st_size > 10_000, name

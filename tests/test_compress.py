@@ -49,6 +49,24 @@ def test_shape_bits_equal_the_encoded_bits(model, name, settings):
     assert compressor.shape_bits(model.config)["total"] == result.bits()["total"]
 
 
+def test_the_ledger_counts_what_a_decoder_must_know(model):
+    """Each part's side bits hold its codec and the settings its decoder needs (bit depth, float
+    type, storage), one byte each; settings only an encoder uses change nothing."""
+    assert PNG(8).descriptor() != PNG(16).descriptor() and Float("float32").descriptor() != Float("float16").descriptor()
+    assert HEVC(bit_depth=8).descriptor() != HEVC(bit_depth=10).descriptor() != H264(bit_depth=10).descriptor()
+    assert Tucker(storage="float32").descriptor() != Tucker(storage="uint8").descriptor()
+    assert Quantize(6).descriptor() != Quantize(8).descriptor()
+    assert HEVC(crf=21, preset="slow").descriptor() == HEVC(crf=30, preset="fast").descriptor()
+    assert Tucker(ranks=(2, 3, 3), n_iter=5).descriptor() == Tucker(ranks=(4, 5, 5), n_iter=50).descriptor()
+    result = make_compressor("hevc").roundtrip(model)
+    side = sum(32 * (len(e.side) + len(e.header)) + 8 * len(e.descriptor) for e in result.encoded.values())
+    assert result.bits()["side"] == side + nvpkit.compress.compressor.config_bits(model.config)
+    assert all(e.descriptor for e in result.encoded.values())
+    ten = make_compressor("hevc", bit_depth=10).roundtrip(model)
+    assert ten.encoded["sparse"].descriptor != result.encoded["sparse"].descriptor
+    assert nvpkit.container_bits(result) > 0
+
+
 def test_bits_are_payload_plus_side_and_bpp(model):
     result = make_compressor("hevc").roundtrip(model)
     bits = result.bits()

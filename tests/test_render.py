@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -17,11 +19,15 @@ def test_evaluate_measures_every_frame(trained, tiny_video):
     assert len(result.psnr_per_frame) == tiny_video.num_frames
     assert result.psnr == pytest.approx(np.mean(result.psnr_per_frame))
     assert result.ms_ssim is None and "MS-SSIM skipped" in result.note  # 90x160 is under 161 px
-    # frame 3 by hand: clamp((out + 1) / 2) against frames / 255
+    # frame 3 by hand: the render rounded to uint8 against the frame; unrounded for the float PSNR
     frame = list(nvpkit.render(trained, tiny_video.num_frames, tiny_video.height, tiny_video.width))[3]
-    target = torch.from_numpy(tiny_video.frames[3]).float() / 255
-    mse = ((frame - target) ** 2).mean()
+    target = torch.from_numpy(tiny_video.frames[3]).float()
+    rounded = torch.floor(frame * 255 + 0.5)
+    mse = ((rounded - target) ** 2).mean() / 255**2
     assert result.psnr_per_frame[3] == pytest.approx(10 * torch.log10(1 / mse).item(), abs=1e-4)
+    mse_float = ((frame - target / 255) ** 2).mean()
+    assert result.psnr_float_per_frame[3] == pytest.approx(10 * torch.log10(1 / mse_float).item(), abs=1e-4)
+    assert len(result.yuv_psnr_per_frame) == tiny_video.num_frames and len(result.yuv_psnr_planes) == 3
 
 
 def test_small_chunks_give_the_same_frames(trained, tiny_video):
@@ -47,6 +53,64 @@ def test_metrics_on_known_values():
     torch.testing.assert_close(nvpkit.psnr(b, a), expected)
     with pytest.raises(ValueError, match="too small"):
         nvpkit.ms_ssim(a[:, :100], a[:, :100])
+
+
+def test_yuv_psnr_by_hand():
+    a = torch.rand(1, 8, 8, 3) * 0.9
+    planes = nvpkit.metrics.yuv_psnr(a + 0.05, a)  # an equal step in R, G and B moves Y alone
+    assert planes[0, 0] == pytest.approx(10 * math.log10(1 / 0.05**2), abs=1e-3)
+    assert planes[0, 1] > 100 and planes[0, 2] > 100  # no chroma error
+    yuv = nvpkit.metrics.rgb_to_yuv(torch.tensor([1.0, 1.0, 1.0]))
+    torch.testing.assert_close(yuv, torch.tensor([1.0, 0.0, 0.0]), atol=1e-6, rtol=0)
+    scores = nvpkit.metrics.FrameScores(ms_ssim=False)
+    scores.add(torch.full((4, 4, 3), 100, dtype=torch.uint8), torch.full((4, 4, 3), 110, dtype=torch.uint8))
+    summary = scores.summary()
+    assert summary["yuv_psnr"] == pytest.approx((6 * summary["yuv_psnr_planes"][0] + summary["yuv_psnr_planes"][1]
+                                                 + summary["yuv_psnr_planes"][2]) / 8)
+    assert summary["psnr"] == pytest.approx(20 * math.log10(255 / 10))
+    with pytest.raises(TypeError, match="must be uint8"):
+        scores.add(torch.zeros(4, 4, 3), torch.zeros(4, 4, 3, dtype=torch.uint8))
+
+
+def test_reported_psnr_is_that_of_the_frames_written_to_disk(trained, tiny_video, tmp_path):
+    result = nvpkit.evaluate(trained, tiny_video, write=tmp_path / "frames", progress=False)
+    written = torch.from_numpy(nvpkit.load_video(tmp_path / "frames").frames).float() / 255
+    target = torch.from_numpy(tiny_video.frames).float() / 255
+    assert result.psnr_per_frame == pytest.approx(nvpkit.psnr(written, target).tolist(), abs=1e-9)
+
+
+class _Lookup(torch.nn.Module):
+    """A 'model' that renders given uint8 frames exactly (each pixel looked up by its coordinates)."""
+
+    def __init__(self, frames: torch.Tensor):
+        super().__init__()
+        self.frames = torch.nn.Parameter(frames.float() / 255 * 2 - 1, requires_grad=False)  # [T, H, W, 3]
+
+    def forward(self, coords, steps, interpolate_time=False):
+        t, h, w = self.frames.shape[:3]
+        i = [(coords[:, k] * (n - 1)).round().long() for k, n in enumerate((t, h, w))]
+        return self.frames[i[0], i[1], i[2]]
+
+
+def test_a_model_and_the_anchor_decoding_to_the_same_frames_get_the_same_scores(tiny_video):
+    stream = nvpkit.compress.rd.anchor_encode(tiny_video, "hevc", 30, "fast", "420")
+    decoded = torch.stack(list(nvpkit.compress.rd.anchor_decode(stream, tiny_video, "hevc")))
+    anchor = nvpkit.video_anchor(tiny_video, "hevc", [30], preset="fast", progress=False)[0]
+    model = nvpkit.evaluate(_Lookup(decoded), tiny_video, progress=False)
+    assert anchor["bits"] == 8 * len(stream)
+    for key in ("psnr", "yuv_psnr", "yuv_psnr_planes"):
+        assert model.to_dict()[key] == pytest.approx(anchor[key], abs=1e-9), key
+
+
+def test_anchor_settings(tiny_video):
+    fast = nvpkit.video_anchor(tiny_video, "hevc", [30], preset="fast", progress=False)[0]
+    full = nvpkit.video_anchor(tiny_video, "hevc", [30], preset="fast", chroma="444", progress=False)[0]
+    assert fast["bits"] != full["bits"] and fast["psnr_float"] is None
+    assert nvpkit.compress.anchor_label("hevc", "fast", "444") == "x265 on the video (fast, 4:4:4)"
+    with pytest.raises(ValueError, match="chroma='422' is not allowed"):
+        nvpkit.video_anchor(tiny_video, "hevc", [30], chroma="422")
+    with pytest.raises(ValueError, match="preset='quick' is not allowed"):
+        nvpkit.video_anchor(tiny_video, "hevc", [30], preset="quick")
 
 
 def test_write_reconstruction(trained, tiny_video, tmp_path):
@@ -76,5 +140,5 @@ def test_super_resolution_and_frame_interpolation(trained, tiny_video, tmp_path)
 def test_bad_evaluate_arguments(trained, tiny_video):
     with pytest.raises(ValueError, match="time_scale=0 is not allowed"):
         nvpkit.evaluate(trained, tiny_video, time_scale=0)
-    with pytest.raises(ValueError, match="scale must be > 0"):
+    with pytest.raises(ValueError, match="scale=.* is not allowed; use a number > 0"):
         nvpkit.evaluate(trained, tiny_video, scale=-1)

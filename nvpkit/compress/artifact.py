@@ -5,6 +5,12 @@ Layout: ``b"NVPKIT-C"`` (8 bytes), manifest length (uint32 little-endian), the m
 numbers and payload length), then the payloads in manifest order. Reading checks every
 field against limits before allocating anything, so a damaged or hostile file fails
 with ``ArtifactError`` and nothing else; there are no paths or code in the format.
+
+A decode budget bounds the work a file can ask for: from the manifest alone the reader computes
+what decoding needs (every part's values as float32, the model that holds them, one part's
+working buffers) and refuses a file that needs more than ``max_bytes`` (default: half the
+available host memory) before decoding anything; decoders then read exactly the frames and bytes
+the manifest implies and stop with an error at anything else.
 """
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ import struct
 from pathlib import Path
 
 from .._checks import is_int
+from .._device import available_host_memory
 from .._files import atomic_path, refuse_overwrite
 from ..config import load_config
 from ..model import NVP
@@ -21,7 +28,7 @@ from ..parts import PARTS, num_values, part_shapes
 from .base import Encoded
 from .compressor import CODECS, Compressed
 
-__all__ = ["save_compressed", "load_compressed", "ArtifactError"]
+__all__ = ["save_compressed", "load_compressed", "container_bits", "decode_bytes", "default_budget", "ArtifactError"]
 
 MAGIC = b"NVPKIT-C"
 VERSION = 1
@@ -34,18 +41,29 @@ class ArtifactError(ValueError):
     """The file is not a readable nvpkit artifact; the message says what is wrong."""
 
 
-def save_compressed(result: Compressed, path: str | Path, *, overwrite: bool = False) -> dict[str, int]:
-    """Write ``result`` to one file (atomically; an existing file only with ``overwrite``).
-    Returns ``{"file_bytes", "accounted_bytes", "overhead_bytes"}``: the file is the accounted
-    bits plus a small container overhead (magic, lengths, JSON syntax, codec settings)."""
-    path = refuse_overwrite(path, overwrite)
+def _manifest(result: Compressed) -> bytes:
     parts = []
     for part in PARTS:
         e = result.encoded[part]
         parts.append({"name": part, "codec": e.codec, "params": e.params, "side": e.side, "header": e.header,
                       "length": len(e.payload)})
-    manifest = json.dumps({"format": VERSION, "config": result.config.to_json(), "parts": parts},
-                          separators=(",", ":")).encode()
+    return json.dumps({"format": VERSION, "config": result.config.to_json(), "parts": parts},
+                      separators=(",", ":")).encode()
+
+
+def container_bits(result: Compressed) -> int:
+    """Bits an artifact file holds beyond the accounted ones (magic, lengths, JSON syntax, codec
+    settings): what ``save_compressed`` would report as overhead, computed without writing."""
+    size = len(MAGIC) + 4 + len(_manifest(result)) + sum(len(e.payload) for e in result.encoded.values())
+    return 8 * size - result.bits()["total"]
+
+
+def save_compressed(result: Compressed, path: str | Path, *, overwrite: bool = False) -> dict[str, int]:
+    """Write ``result`` to one file (atomically; an existing file only with ``overwrite``).
+    Returns ``{"file_bytes", "accounted_bytes", "overhead_bytes"}``: the file is the accounted
+    bits plus a small container overhead (magic, lengths, JSON syntax, codec settings)."""
+    path = refuse_overwrite(path, overwrite)
+    manifest = _manifest(result)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             f.write(MAGIC + struct.pack("<I", len(manifest)) + manifest)
@@ -79,7 +97,7 @@ def _read_manifest(path: Path, data: bytes) -> dict:
 
 
 def _encoded(path: Path, entry: dict, payload: bytes) -> tuple[Encoded, object]:
-    codec_cls = CODECS.get(entry.get("codec"))
+    codec_cls = CODECS.get(entry["codec"]) if isinstance(entry.get("codec"), str) else None
     if codec_cls is None:
         raise _fail(path, f"part {entry['name']!r} has unknown codec {entry.get('codec')!r}")
     params, side, header = entry.get("params"), entry.get("side"), entry.get("header")
@@ -94,15 +112,38 @@ def _encoded(path: Path, entry: dict, payload: bytes) -> tuple[Encoded, object]:
         codec = codec_cls(**params)
     except (TypeError, ValueError) as err:
         raise _fail(path, f"part {entry['name']!r}: bad codec settings ({err})") from None
-    return Encoded(codec.name, params, payload, [float(v) for v in side], list(header)), codec
+    return Encoded(codec.name, params, payload, [float(v) for v in side], list(header), codec.descriptor()), codec
 
 
-def load_compressed(path: str | Path, device: str = "cpu") -> tuple[NVP, Compressed]:
+def default_budget() -> int:
+    """The default decode budget of ``load_compressed``: half the available host memory (1 GiB
+    where that cannot be read)."""
+    available = available_host_memory()
+    return available // 2 if available else 2**30
+
+
+def decode_bytes(config) -> dict[str, int]:
+    """Bytes decoding a model of ``config`` needs, per part (its values as float32 and the model's
+    copy) and ``total`` (plus the largest part's working buffers, codes and raw frames)."""
+    values = {part: sum(math.prod(s) for s in part_shapes(config, part)) for part in PARTS}
+    need = {part: 8 * n for part, n in values.items()}
+    need["total"] = sum(need.values()) + 16 * max(values.values())
+    return need
+
+
+def load_compressed(path: str | Path, device: str = "cpu", *, max_bytes: int | None = None
+                    ) -> tuple[NVP, Compressed]:
     """Read an artifact: the model holding the decoded values (it evaluates exactly like the
-    in-memory round trip) and the ``Compressed`` record (sizes, encodings)."""
+    in-memory round trip) and the ``Compressed`` record (sizes, encodings). A file whose decoding
+    would need more than ``max_bytes`` (default ``default_budget()``) is refused before anything
+    is decoded (see the module docstring)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"load_compressed: no file {str(path)!r}")
+    budget = default_budget() if max_bytes is None else max_bytes
+    size = path.stat().st_size
+    if size > budget:
+        raise _fail(path, f"the file has {size:,} bytes, over the decode budget of {budget:,} bytes")
     data = path.read_bytes()
     manifest = _read_manifest(path, data)
     try:
@@ -111,6 +152,12 @@ def load_compressed(path: str | Path, device: str = "cpu") -> tuple[NVP, Compres
         raise _fail(path, f"bad model config ({err})") from None
     if num_values(config) > MAX_VALUES:
         raise _fail(path, "the model config describes more values than any real model")
+    need = decode_bytes(config)
+    for part in (*PARTS, "total"):
+        if need[part] > budget:
+            raise _fail(path, f"decoding {'the whole model' if part == 'total' else f'part {part!r}'} needs "
+                              f"{need[part]:,} bytes, over the decode budget of {budget:,} bytes "
+                              f"(max_bytes; the parts need {', '.join(f'{p} {need[p]:,}' for p in PARTS)})")
     offset = 12 + struct.unpack("<I", data[8:12])[0]
     encoded, decoded = {}, {}
     for entry in manifest["parts"]:

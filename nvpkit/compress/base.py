@@ -35,6 +35,8 @@ class Encoded:
     """float32 side information (quantization ranges, …); 32 bits each."""
     header: list[int] = field(default_factory=list)
     """int32 side information (stream lengths, ranks, …); 32 bits each."""
+    descriptor: bytes = b""
+    """Which codec wrote the part and the settings its decoder needs (``Codec.descriptor``)."""
 
     @property
     def payload_bits(self) -> int:
@@ -42,7 +44,8 @@ class Encoded:
 
     @property
     def side_bits(self) -> int:
-        return 32 * (len(self.side) + len(self.header))
+        """Bits a decoder reads besides the payload: side numbers, header numbers, descriptor."""
+        return 32 * (len(self.side) + len(self.header)) + 8 * len(self.descriptor)
 
 
 class Codec(ABC):
@@ -50,6 +53,8 @@ class Codec(ABC):
 
     name: ClassVar[str]
     """Registry name (``"jpeg"``, ``"hevc"``, ``"tucker"``, …)."""
+    codec_id: ClassVar[int]
+    """The codec's number in a descriptor (one byte)."""
     dims: ClassVar[tuple[int, ...]] = (1, 2, 3)
     """Channel ranks the codec accepts."""
 
@@ -79,6 +84,15 @@ class Codec(ABC):
     def params(self) -> dict:
         return asdict(self) if hasattr(self, "__dataclass_fields__") else {}
 
+    def decoder_settings(self) -> tuple[int, ...]:
+        """The settings a decoder needs besides the payload and side numbers, one byte each (bit
+        depth, float type, ...); encoder-only settings (crf, preset, ...) are not among them."""
+        return ()
+
+    def descriptor(self) -> bytes:
+        """The codec's identity and its decoder settings, as a decoder reads them: one byte each."""
+        return bytes([self.codec_id, *self.decoder_settings()])
+
 
 # -- raw floats --------------------------------------------------------------------------------------
 
@@ -91,6 +105,7 @@ class Float(Codec):
 
     dtype: str = "float32"
     name: ClassVar[str] = "float"
+    codec_id: ClassVar[int] = 0
 
     def __post_init__(self) -> None:
         check_choice("float", "dtype", self.dtype, _FLOATS)
@@ -101,7 +116,10 @@ class Float(Codec):
 
     def encode(self, channels: list[torch.Tensor]) -> Encoded:
         data = b"".join(c.detach().float().cpu().numpy().astype(self._dtype).tobytes() for c in channels)
-        return Encoded(self.name, self.params(), data)
+        return Encoded(self.name, self.params(), data, descriptor=self.descriptor())
+
+    def decoder_settings(self) -> tuple[int, ...]:
+        return (_FLOATS.index(self.dtype),)
 
     def decode(self, encoded: Encoded, shapes: list[Shape], device: torch.device | str = "cpu") -> list[torch.Tensor]:
         values = np.frombuffer(encoded.payload, dtype=self._dtype).astype(np.float32)
@@ -143,6 +161,7 @@ class Quantize(Codec):
 
     bits: int = 8
     name: ClassVar[str] = "quantize"
+    codec_id: ClassVar[int] = 1
 
     def __post_init__(self) -> None:
         check_int("quantize", "bits", self.bits, 1, 16)
@@ -154,7 +173,10 @@ class Quantize(Codec):
             side += [lo.item(), hi.item()]
             codes.append(q.flatten().cpu().numpy())
         payload = pack_bits(np.concatenate(codes) if codes else np.zeros(0, np.int64), self.bits)
-        return Encoded(self.name, self.params(), payload, side)
+        return Encoded(self.name, self.params(), payload, side, descriptor=self.descriptor())
+
+    def decoder_settings(self) -> tuple[int, ...]:
+        return (self.bits,)
 
     def decode(self, encoded: Encoded, shapes: list[Shape], device: torch.device | str = "cpu") -> list[torch.Tensor]:
         count = sum(math.prod(s) for s in shapes)

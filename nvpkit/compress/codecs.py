@@ -13,6 +13,8 @@ from __future__ import annotations
 import io
 import os
 import subprocess
+import threading
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import ClassVar
@@ -32,16 +34,68 @@ class CodecError(RuntimeError):
     """An encoder or decoder failed; the message carries its own error output."""
 
 
-def run_ffmpeg(args: list[str], data: bytes, what: str) -> bytes:
-    """Run the bundled ffmpeg with ``args`` (an argument list, never a shell), ``data`` on stdin;
-    return stdout. Failures raise ``CodecError`` with the first lines of ffmpeg's stderr, where
-    the encoder's own message (the cause) comes before ffmpeg's consequences."""
-    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", *args]
-    proc = subprocess.run(cmd, input=data, capture_output=True)
-    if proc.returncode != 0 or not proc.stdout:
-        lines = [line.strip() for line in proc.stderr.decode(errors="replace").splitlines() if line.strip()]
-        raise CodecError(f"{what} failed (ffmpeg exit {proc.returncode}): {' | '.join(lines[:3]) or 'no output'}")
-    return proc.stdout
+def _ffmpeg(args: list[str]) -> list[str]:
+    return [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", *args]
+
+
+def _failure(what: str, code: int, stderr: bytes) -> CodecError:
+    """The encoder's own message (the cause) comes first in ffmpeg's stderr, its consequences after."""
+    lines = [line.strip() for line in stderr.decode(errors="replace").splitlines() if line.strip()]
+    return CodecError(f"{what} failed (ffmpeg exit {code}): {' | '.join(lines[:3]) or 'no output'}")
+
+
+def run_ffmpeg(args: list[str], data: bytes | Iterable[bytes], what: str) -> bytes:
+    """Run the bundled ffmpeg with ``args`` (an argument list, never a shell), ``data`` (bytes, or
+    chunks streamed one after another) on stdin; return stdout. Failures raise ``CodecError`` with
+    the first lines of ffmpeg's stderr."""
+    if isinstance(data, bytes):
+        proc = subprocess.run(_ffmpeg(args), input=data, capture_output=True)
+        if proc.returncode != 0 or not proc.stdout:
+            raise _failure(what, proc.returncode, proc.stderr)
+        return proc.stdout
+    return b"".join(ffmpeg_chunks(args, data, None, what))
+
+
+def ffmpeg_chunks(args: list[str], data: Iterable[bytes], chunk: int | None, what: str) -> Iterator[bytes]:
+    """Run ffmpeg streaming ``data`` into stdin (from a thread) and yield stdout ``chunk`` bytes at a
+    time (one decoded frame, say; None: as it comes), so neither side is ever held whole. A
+    trailing partial chunk or a failure raises ``CodecError``."""
+    proc = subprocess.Popen(_ffmpeg(args), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    errors: list[bytes] = []
+
+    def feed() -> None:
+        try:
+            for part in data:
+                proc.stdin.write(part)
+        except (BrokenPipeError, OSError):
+            pass  # ffmpeg stopped reading: its exit code says why
+        finally:
+            proc.stdin.close()
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    drain = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)
+    feeder.start()
+    drain.start()
+    produced, finished = 0, False
+    try:
+        while True:
+            part = proc.stdout.read(chunk) if chunk else proc.stdout.read1(2**20)
+            if not part:
+                break
+            if chunk and len(part) < chunk:
+                raise CodecError(f"{what}: the output ended {len(part)} bytes into a {chunk}-byte frame")
+            produced += len(part)
+            yield part
+        finished = True
+    finally:
+        if not finished:  # the reader stopped early or failed: stop ffmpeg too
+            proc.kill()
+        proc.stdout.close()
+        code = proc.wait()
+        feeder.join()
+        drain.join()
+    if code != 0 or not produced:
+        raise _failure(what, code, b"".join(errors))
 
 
 def _quantized(channels: list[torch.Tensor], bits: int) -> tuple[list[np.ndarray], list[float]]:
@@ -88,7 +142,11 @@ class _PerChannel(Codec):
         codes, side = _quantized(channels, self.bit_depth)
         with ThreadPoolExecutor(self._workers(len(codes))) as pool:
             streams = list(pool.map(self._encode_one, codes))
-        return Encoded(self.name, self.params(), b"".join(streams), side, [len(s) for s in streams])
+        return Encoded(self.name, self.params(), b"".join(streams), side, [len(s) for s in streams],
+                       self.descriptor())
+
+    def decoder_settings(self) -> tuple[int, ...]:
+        return (self.bit_depth,)
 
     def decode(self, encoded: Encoded, shapes: list[Shape], device: torch.device | str = "cpu") -> list[torch.Tensor]:
         streams = _split_payload(encoded, len(shapes))
@@ -108,6 +166,7 @@ class JPEG(_PerChannel):
     qscale: int | None = None
     quality: int | None = None
     name: ClassVar[str] = "jpeg"
+    codec_id: ClassVar[int] = 2
     dims: ClassVar[tuple[int, ...]] = (2,)
 
     def __post_init__(self) -> None:
@@ -140,6 +199,7 @@ class WebP(_PerChannel):
     quality: int = 90
     lossless: bool = False
     name: ClassVar[str] = "webp"
+    codec_id: ClassVar[int] = 3
     dims: ClassVar[tuple[int, ...]] = (2,)
 
     def __post_init__(self) -> None:
@@ -158,6 +218,7 @@ class PNG(_PerChannel):
 
     bit_depth: int = 8
     name: ClassVar[str] = "png"
+    codec_id: ClassVar[int] = 4
     dims: ClassVar[tuple[int, ...]] = (2,)
 
     def __post_init__(self) -> None:
@@ -179,8 +240,13 @@ def _pillow_save(codes: np.ndarray, fmt: str, **options) -> bytes:
 
 def _pillow_load(stream: bytes, shape: Shape, bits: int) -> np.ndarray:
     try:
-        image = Image.open(io.BytesIO(stream))
+        image = Image.open(io.BytesIO(stream))  # reads the header only
+        if image.size != (shape[1], shape[0]):  # before the pixels are decoded
+            raise CodecError(f"image decode: the stream is {image.size[0]}x{image.size[1]}, expected "
+                             f"{shape[1]}x{shape[0]}")
         array = np.asarray(image.convert("L") if bits == 8 else image)
+    except CodecError:
+        raise
     except Exception as err:  # Pillow raises several types for a bad stream
         raise CodecError(f"image decode failed: {err}") from None
     if array.shape[:2] != tuple(shape):
@@ -234,12 +300,22 @@ class _Video(_PerChannel):
     def _decode_one(self, stream: bytes, shape: Shape) -> np.ndarray:
         t, x, y = shape
         _, px, py = _pad_even(np.zeros((1, x, y), np.uint8)).shape
-        raw = run_ffmpeg(["-f", self._format, "-i", "-", "-f", "rawvideo", "-pix_fmt", self._pix_fmt, "-"],
-                         stream, f"{self.name} decode")
         dtype = np.dtype("<u2") if self.bit_depth == 10 else np.dtype(np.uint8)
-        if len(raw) != t * px * py * dtype.itemsize:
-            raise CodecError(f"{self.name} decode gave {len(raw)} bytes, expected {t} frames of {py}x{px}")
-        return np.frombuffer(raw, dtype).reshape(t, px, py)[:, :x, :y]
+        out = np.empty((t, px, py), dtype)
+        frames = ffmpeg_chunks(["-f", self._format, "-i", "-", "-f", "rawvideo", "-pix_fmt", self._pix_fmt, "-"],
+                               [stream], px * py * dtype.itemsize, f"{self.name} decode")
+        count = 0
+        try:
+            for count, frame in enumerate(frames, start=1):
+                if count > t:  # a stream that decodes to more than it should is stopped here
+                    raise CodecError(f"{self.name} decode: the stream holds more than the {t} frames of {py}x{px} "
+                                     "it should")
+                out[count - 1] = np.frombuffer(frame, dtype).reshape(px, py)
+        finally:
+            frames.close()
+        if count != t:
+            raise CodecError(f"{self.name} decode gave {count} frames, expected {t} frames of {py}x{px}")
+        return out[:, :x, :y]
 
 
 @dataclass
@@ -253,11 +329,12 @@ class HEVC(_Video):
     x265_params: str = "bframes=0"
     bit_depth: int = 8
     name: ClassVar[str] = "hevc"
+    codec_id: ClassVar[int] = 5
     _format: ClassVar[str] = "hevc"
 
     def __post_init__(self) -> None:
         self._check()
-        check_choice("hevc", "preset", self.preset, _PRESETS)
+        check_choice("hevc", "preset", self.preset, PRESETS)
 
     def _encoder_args(self) -> list[str]:
         params = ":".join(p for p in (self.x265_params, "log-level=error") if p)
@@ -273,11 +350,12 @@ class H264(_Video):
     framerate: float = 25.0
     bit_depth: int = 8
     name: ClassVar[str] = "h264"
+    codec_id: ClassVar[int] = 6
     _format: ClassVar[str] = "h264"
 
     def __post_init__(self) -> None:
         self._check()
-        check_choice("h264", "preset", self.preset, _PRESETS)
+        check_choice("h264", "preset", self.preset, PRESETS)
 
     def _encoder_args(self) -> list[str]:
         return ["-c:v", "libx264", "-preset", self.preset, "-crf", str(self.crf)]
@@ -293,6 +371,7 @@ class AV1(_Video):
     framerate: float = 25.0
     bit_depth: int = 8
     name: ClassVar[str] = "av1"
+    codec_id: ClassVar[int] = 7
     _format: ClassVar[str] = "obu"
     _crf_max: ClassVar[int] = 63
 
@@ -305,7 +384,7 @@ class AV1(_Video):
                 "-row-mt", "1"]
 
 
-_PRESETS = {"ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+PRESETS = {"ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
             "placebo"}
 
-__all__ = ["CodecError", "JPEG", "WebP", "PNG", "HEVC", "H264", "AV1", "run_ffmpeg"]
+__all__ = ["CodecError", "JPEG", "WebP", "PNG", "HEVC", "H264", "AV1", "run_ffmpeg", "ffmpeg_chunks", "PRESETS"]

@@ -45,7 +45,8 @@ class Compressed:
 
     def bits(self) -> dict[str, int]:
         """Bits per part (codec payloads of ``xy``, ``xt``, ``yt``, ``sparse``, ``decoder``), ``side``
-        (quantization ranges, stream lengths, ranks, and the model config) and ``total``."""
+        (quantization ranges, stream lengths, ranks, each part's codec and decoder settings, and the
+        model config) and ``total``: everything a decoder reads, bit for bit."""
         out = {part: self.encoded[part].payload_bits for part in PARTS}
         out["side"] = sum(e.side_bits for e in self.encoded.values()) + config_bits(self.config)
         out["total"] = sum(out.values())
@@ -116,7 +117,8 @@ class Compressor:
         """The size ``roundtrip`` would report, from shapes alone; only for codecs whose size does not
         depend on the content (floats, quantization, Tucker), else ``TypeError``."""
         out = {part: self.codec(part).shape_bits(part_shapes(config, part)) for part in PARTS}
-        out["total"] = sum(out.values()) + config_bits(config)
+        descriptors = sum(8 * len(self.codec(part).descriptor()) for part in PARTS)
+        out["total"] = sum(out.values()) + config_bits(config) + descriptors
         return out
 
     def describe(self) -> dict[str, Any]:

@@ -1,43 +1,50 @@
 """Rate-distortion tools: sweeps over codec settings, target-rate search, and the plain-codec anchor.
 
-Every point is measured the way the paper measures: bits over T·H·W, and the mean over
-frames of the RGB PSNR of the clamped reconstruction against frames / 255.
+Every point is measured the same way, a model's and the plain codec's alike: bits over T·H·W,
+and the reconstruction's uint8 frames scored by ``metrics.FrameScores`` (RGB and YUV PSNR, MS-SSIM;
+for models also the float PSNR of the unrounded render, the published evaluation).
 """
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .. import metrics
+from .._progress import progress_bar
 from .._checks import check_choice, check_int
 from ..data import Video
 from ..model import NVP
 from ..rendering import evaluate
-from .codecs import run_ffmpeg
+from .artifact import container_bits
+from .codecs import PRESETS, ffmpeg_chunks, run_ffmpeg
 from .compressor import Compressor
 
-__all__ = ["rd_sweep", "find_setting", "video_anchor"]
+__all__ = ["rd_sweep", "find_setting", "video_anchor", "anchor_encode", "anchor_decode", "anchor_label"]
 
 
 def _point(model: NVP, video: Video, compressor: Compressor, ms_ssim: bool) -> dict[str, Any]:
     result = compressor.roundtrip(model)
     device = next(model.parameters()).device
     measured = evaluate(result.to_model(device), video, ms_ssim=ms_ssim, progress=False)
-    return {"bits": result.bits()["total"], "bpp": result.bpp(video), "psnr": measured.psnr,
-            "ms_ssim": measured.ms_ssim, "seconds": result.seconds, "parts": result.bits()}
+    return {"bits": result.bits()["total"], "bpp": result.bpp(video), **_scores(measured.to_dict()),
+            "seconds": result.seconds, "parts": {**result.bits(), "container": container_bits(result)}}
+
+
+def _scores(measured: dict[str, Any]) -> dict[str, Any]:
+    """The means of an evaluation (an RD row keeps no per-frame lists)."""
+    return {k: measured[k] for k in ("psnr", "psnr_float", "yuv_psnr", "yuv_psnr_planes", "ms_ssim")}
 
 
 def rd_sweep(model: NVP, video: Video, compressors: Mapping[str, Compressor], *, ms_ssim: bool = False,
              progress: bool = True) -> list[dict[str, Any]]:
     """Compress ``model`` with each labelled compressor, decode once, evaluate every frame.
-    Returns one row per setting: ``label, bits, bpp, psnr, ms_ssim, seconds, parts``."""
+    Returns one row per setting: ``label, bits, bpp, psnr, psnr_float, yuv_psnr, yuv_psnr_planes,
+    ms_ssim, seconds, parts`` (bits by part, with the artifact's ``container`` overhead)."""
     rows = []
-    for label, compressor in tqdm(compressors.items(), desc="rd sweep", disable=not progress):
+    for label, compressor in progress_bar(compressors.items(), desc="rd sweep", disable=not progress):
         rows.append({"label": label, **_point(model, video, compressor, ms_ssim)})
     return rows
 
@@ -56,7 +63,7 @@ def find_setting(model: NVP, video: Video, build: Callable[[int], Compressor], v
         raise ValueError("find_setting: values is empty")
     key, target = ("bpp", target_bpp) if target_bpp is not None else ("psnr", target_psnr)
     tried: dict[int, dict[str, Any]] = {}
-    bar = tqdm(desc=f"search {key}={target}", disable=not progress)
+    bar = progress_bar(desc=f"search {key}={target}", disable=not progress)
 
     def at(i: int) -> dict[str, Any]:
         if i not in tried:
@@ -77,29 +84,55 @@ def find_setting(model: NVP, video: Video, build: Callable[[int], Compressor], v
 
 
 _ANCHORS = {"hevc": ["-c:v", "libx265", "-x265-params", "log-level=error"], "h264": ["-c:v", "libx264"]}
+ANCHOR_CHROMA = {"420": "yuv420p", "444": "yuv444p"}
+"""Chroma formats of the anchor and their ffmpeg pixel formats."""
+
+
+def anchor_encode(video: Video, codec: str, crf: int, preset: str, chroma: str) -> bytes:
+    """The clip through x265 (``"hevc"``) or x264 at ``crf``: the raw bitstream, frames streamed in."""
+    return run_ffmpeg(["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{video.width}x{video.height}", "-framerate",
+                       f"{video.fps:g}", "-i", "-", *_ANCHORS[codec], "-preset", preset, "-crf", str(crf),
+                       "-pix_fmt", ANCHOR_CHROMA[chroma], "-f", codec, "-"],
+                      (frame.tobytes() for frame in video.frames), f"{codec} anchor")
+
+
+def anchor_decode(stream: bytes, video: Video, codec: str) -> Iterator[torch.Tensor]:
+    """The decoded frames of an anchor bitstream, uint8 ``[H, W, 3]`` RGB, one at a time."""
+    h, w = video.height, video.width
+    for raw in ffmpeg_chunks(["-f", codec, "-i", "-", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], [stream],
+                             h * w * 3, f"{codec} anchor decode"):
+        yield torch.frombuffer(bytearray(raw), dtype=torch.uint8).view(h, w, 3)
 
 
 def video_anchor(video: Video, codec: str = "hevc", crfs: Sequence[int] = (18, 23, 28, 33, 38), *,
-                 preset: str = "medium", progress: bool = True) -> list[dict[str, Any]]:
-    """The clip itself compressed with x265 (or x264) at each crf, 4:2:0 8-bit raw bitstream, in
-    memory; bpp and PSNR measured like the models' points (the RD anchor of video coding)."""
+                 preset: str = "slow", chroma: str = "420", ms_ssim: bool = False,
+                 progress: bool = True) -> list[dict[str, Any]]:
+    """The clip itself through x265 (or x264) at each crf, in memory, as the RD anchor of video coding:
+    ``preset`` (default slow, the published HEVC setting of the grids; use the experiment codec's),
+    ``chroma`` "420" (as codecs are used) or "444" (an RGB-fair comparison); 8-bit raw bitstream,
+    every bit counted. Decoded frames are scored by the function that scores the models."""
     check_choice("video_anchor", "codec", codec, _ANCHORS)
+    check_choice("video_anchor", "preset", preset, PRESETS)
+    check_choice("video_anchor", "chroma", chroma, ANCHOR_CHROMA)
     for crf in crfs:
         check_int("video_anchor", "crf", crf, 0, 51)
-    t, h, w = video.num_frames, video.height, video.width
-    if h % 2 or w % 2:
-        raise ValueError(f"video_anchor: 4:2:0 needs even frame sizes, got {w}x{h}; crop the video")
-    target = torch.from_numpy(video.frames).float() / 255
+    if chroma == "420" and (video.height % 2 or video.width % 2):
+        raise ValueError(f"video_anchor: 4:2:0 needs even frame sizes, got {video.width}x{video.height}; crop the "
+                         "video or use chroma='444'")
+    ms_ssim = ms_ssim and min(video.height, video.width) >= metrics.MS_SSIM_MIN_SIDE
     rows = []
-    for crf in tqdm(crfs, desc=f"{codec} anchor", disable=not progress):
+    for crf in progress_bar(crfs, desc=f"{codec} anchor", disable=not progress):
         started = time.perf_counter()
-        stream = run_ffmpeg(["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-framerate",
-                             f"{video.fps:g}", "-i", "-", *_ANCHORS[codec], "-preset", preset, "-crf", str(crf),
-                             "-pix_fmt", "yuv420p", "-f", codec, "-"], video.frames.tobytes(), f"{codec} anchor")
-        raw = run_ffmpeg(["-f", codec, "-i", "-", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], stream,
-                         f"{codec} anchor decode")
-        decoded = torch.from_numpy(np.frombuffer(raw, np.uint8).reshape(t, h, w, 3).copy()).float() / 255
+        stream = anchor_encode(video, codec, crf, preset, chroma)
+        scores = metrics.FrameScores(ms_ssim=ms_ssim)
+        for i, frame in enumerate(anchor_decode(stream, video, codec)):
+            scores.add(frame, torch.from_numpy(video.frames[i]))
         rows.append({"label": f"{codec} crf {crf}", "value": crf, "bits": 8 * len(stream),
-                     "bpp": 8 * len(stream) / (t * h * w), "psnr": metrics.psnr(decoded, target).mean().item(),
-                     "ms_ssim": None, "seconds": time.perf_counter() - started})
+                     "bpp": 8 * len(stream) / video.num_pixels, **_scores(scores.summary()),
+                     "seconds": time.perf_counter() - started})
     return rows
+
+
+def anchor_label(codec: str, preset: str, chroma: str) -> str:
+    """How an anchor curve is named in tables and figures: the encoder and its settings."""
+    return f"{'x265' if codec == 'hevc' else 'x264'} on the video ({preset}, {chroma[0]}:{chroma[1]}:{chroma[2]})"

@@ -16,6 +16,7 @@ from .base import Codec, Encoded, Float, Quantize
 __all__ = ["hooi", "tucker_to_tensor", "Tucker"]
 
 _INITS = {"svd", "random"}
+_STORAGE = ("float32", "float16", "uint8")
 
 
 def hooi(tensor: torch.Tensor, ranks: tuple[int, ...], *, init: str = "svd", n_iter: int = 100,
@@ -50,6 +51,7 @@ class Tucker(Codec):
     storage: str = "float32"
     clip: bool = False
     name: ClassVar[str] = "tucker"
+    codec_id: ClassVar[int] = 8
     dims: ClassVar[tuple[int, ...]] = (2, 3)
 
     def __post_init__(self) -> None:
@@ -60,7 +62,7 @@ class Tucker(Codec):
             raise ValueError(f"tucker: ranks={self.ranks!r} is not allowed; use one per mode, each an int >= 1 "
                              "or a fraction of the mode size in (0, 1]")
         check_choice("tucker", "init", self.init, _INITS)
-        check_choice("tucker", "storage", self.storage, {"float32", "float16", "uint8"})
+        check_choice("tucker", "storage", self.storage, _STORAGE)
         check_int("tucker", "n_iter", self.n_iter, 1, 10_000)
 
     @property
@@ -94,7 +96,10 @@ class Tucker(Codec):
             parts += [core, *factors]
             header += list(ranks)
         inner = self._inner.encode(parts)
-        return Encoded(self.name, self.params(), inner.payload, inner.side, header)
+        return Encoded(self.name, self.params(), inner.payload, inner.side, header, self.descriptor())
+
+    def decoder_settings(self) -> tuple[int, ...]:
+        return (_STORAGE.index(self.storage),)
 
     def decode(self, encoded: Encoded, shapes: list[Shape], device: torch.device | str = "cpu") -> list[torch.Tensor]:
         expected = [r for s in shapes for r in self.ranks_for(s)]

@@ -14,10 +14,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .._checks import check_choice, check_int
-from ..compress import COMPRESSORS, Compressor, Tucker, make_compressor, preset_settings
+from ..compress import COMPRESSORS, HEVC, Compressor, Tucker, make_compressor, preset_settings
+from ..compress.codecs import PRESETS
+from ..compress.rd import ANCHOR_CHROMA
 from ..data import Video, load_video
 from ..parts import GRIDS, check_parts
-from ..train import Trainer
+from ..train import TrainConfig, Trainer
 from .guidance import MODES
 from .initialize import MAPPINGS
 from .params import parse_fields, parse_list, parse_setting
@@ -55,9 +57,14 @@ class ExperimentConfig:
     """Allow replacing results in out_dir made with other parameters."""
 
     def __post_init__(self) -> None:
-        for name in ("num_frames", "downscale", "steps", "batch", "log_every"):
+        for name in ("num_frames", "downscale"):
             check_int(type(self).__name__, name, getattr(self, name), 1)
-        check_int(type(self).__name__, "seed", self.seed)
+        self.train_config()  # the schedule and the device, validated now
+
+    def train_config(self) -> TrainConfig:
+        """The training settings of every arm."""
+        return TrainConfig(steps=self.steps, batch=self.batch, lr=self.lr, seed=self.seed, device=self.device,
+                           log_every=self.log_every)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any], **overrides: Any):
@@ -75,8 +82,7 @@ class ExperimentConfig:
 
     def new_trainer(self, video: Video) -> Trainer:
         """A fresh trainer of this config's model and schedule (the model seeded by ``seed``)."""
-        return Trainer.from_config(video, self.config, steps=self.steps, batch=self.batch, lr=self.lr,
-                                   seed=self.seed, device=self.device, log_every=self.log_every)
+        return Trainer.from_config(video, self.config, **asdict(self.train_config()))
 
 
 @dataclass(frozen=True)
@@ -98,6 +104,11 @@ class GuideConfig(ExperimentConfig):
     """Setting overrides for the final RD sweep of both arms, e.g. ({"crf": 15}, {"crf": 27})."""
     anchor_crfs: tuple = (20, 26, 32, 38, 44)
     """crf values of the plain x265 curve of the clip (empty: no anchor)."""
+    anchor_preset: str = ""
+    """x265 preset of the anchor; empty: the guidance codec's preset (slow where it has none), so the
+    clip and the grids are encoded alike."""
+    anchor_chroma: str = "420"
+    """Chroma format of the anchor: '420' (as codecs are used) or '444' (an RGB-fair comparison)."""
     probe_pixels: int = 2**18
     """Pixels of the fixed set on which event PSNRs are measured."""
     checkpoint_every: int = 5_000
@@ -120,6 +131,8 @@ class GuideConfig(ExperimentConfig):
                              "guidance event would happen before the final compression")
         check_choice("GuideConfig", "compressor", self.compressor, COMPRESSORS)
         check_choice("GuideConfig", "mode", self.mode, MODES)
+        check_choice("GuideConfig", "anchor_preset", self.anchor_preset, {"", *PRESETS})
+        check_choice("GuideConfig", "anchor_chroma", self.anchor_chroma, ANCHOR_CHROMA)
         self.final_compressor()  # validates the settings now, not hours later
         for override in self.sweep:
             self.final_compressor(**override)
@@ -149,6 +162,11 @@ class GuideConfig(ExperimentConfig):
 
     def arm_names(self) -> tuple[str, str]:
         return "no guidance", f"{self.compressor} guidance"
+
+    def anchor(self) -> dict[str, str]:
+        """The anchor's settings: ``preset`` (resolved, see ``anchor_preset``) and ``chroma``."""
+        preset = self.anchor_preset or getattr(self.final_compressor().sparse, "preset", HEVC().preset)
+        return {"preset": preset, "chroma": self.anchor_chroma}
 
 
 @dataclass(frozen=True)

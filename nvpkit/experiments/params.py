@@ -63,6 +63,12 @@ def _coerce(owner: str, name: str, kind: Any, value: Any) -> Any:
         return float(parsed)
     if kind is tuple:
         return parse_list(value, f"{owner}.{name}")
+    if kind is str and not isinstance(value, str):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{where} is not allowed; use a string")
+        return str(value)  # papermill passes a name that looks like a number as a number
+    if kind is dict and not isinstance(value, dict):
+        raise ValueError(f"{where} is not allowed; use a dict")
     return value
 
 

@@ -37,6 +37,10 @@ class Results:
     """Per arm, the RD sweep of the final compressor."""
     anchor: list = field(default_factory=list)
     """The plain-codec curve of the clip itself."""
+    anchor_settings: dict = field(default_factory=dict)
+    """The anchor's codec, preset and chroma format."""
+    metrics: dict = field(default_factory=dict)
+    """What each reported metric is (``nvpkit.metrics.METRICS``)."""
     bd: dict = field(default_factory=dict)
     """Bjøntegaard deltas of the guided arm against no guidance (with notes when not computed)."""
     checkpoints: dict = field(default_factory=dict)
@@ -49,9 +53,13 @@ class Results:
     """Code (nvpkit version, git commit, source hash, torch), Python and device."""
     trainers: dict = field(default_factory=dict, repr=False, compare=False)
     """The arms' trainers (in memory only, not saved)."""
+    decoded: dict = field(default_factory=dict, repr=False, compare=False)
+    """The arms' models after the final compression, as a decoder rebuilds them (in memory only)."""
+    clip: Any = field(default=None, repr=False, compare=False)
+    """The video the arms were trained on (in memory only)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "trainers"}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _MEMORY_ONLY}
 
     @property
     def out_dir(self) -> Path:
@@ -77,5 +85,6 @@ class Results:
         return cls(**{k: v for k, v in data.items() if k in _SAVED})
 
 
-_SAVED = {f.name for f in fields(Results) if f.name != "trainers"}
+_MEMORY_ONLY = {"trainers", "decoded", "clip"}
+_SAVED = {f.name for f in fields(Results) if f.name not in _MEMORY_ONLY}
 _REQUIRED = {"kind", "config", "video", "arms", "table"}

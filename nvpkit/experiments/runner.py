@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .._files import check_out_dir
-from ..compress import make_compressor, rd_sweep, video_anchor
+from ..compress import container_bits, make_compressor, rd_sweep, video_anchor
 from ..data import Video
+from ..metrics import METRICS
 from ..provenance import provenance
 from ..rendering import evaluate
 from ..train import Checkpoint, Trainer, resume_or_start
@@ -108,28 +109,33 @@ def run_experiment(cfg: GuideConfig, live: Monitor | None = None) -> Results:
         live.update(base_name, base.history)
 
     arms = {base_name: base, guided_name: guided}
-    final, curves = {}, {}
+    final, curves, decoded = {}, {}, {}
     for name, trainer in arms.items():
         result = cfg.final_compressor().roundtrip(trainer.model)
-        measured = evaluate(result.to_model(trainer.device), video, progress=False)
-        final[name] = {"bits": result.bits(), "bpp": result.bpp(video), "psnr": measured.psnr,
-                       "ms_ssim": measured.ms_ssim, "psnr_per_frame": measured.psnr_per_frame,
-                       "uncompressed_psnr": evaluate(trainer.model, video, ms_ssim=False, progress=False).psnr}
+        decoded[name] = result.to_model(trainer.device)
+        measured = evaluate(decoded[name], video, progress=False).to_dict()
+        raw = evaluate(trainer.model, video, ms_ssim=False, progress=False)
+        final[name] = {"bits": {**result.bits(), "container": container_bits(result)}, "bpp": result.bpp(video),
+                       **{k: v for k, v in measured.items() if k not in ("shape", "seconds", "path", "note")},
+                       "uncompressed_psnr": raw.psnr, "uncompressed_psnr_float": raw.psnr_float}
         if cfg.sweep:
             settings = {json.dumps(o, sort_keys=True): cfg.final_compressor(**o) for o in cfg.sweep}
             curves[name] = rd_sweep(trainer.model, video, settings, progress=False)
-    anchor = video_anchor(video, "hevc", cfg.anchor_crfs, progress=False) if cfg.anchor_crfs else []
+    anchor_settings = {"codec": "hevc", **cfg.anchor()}
+    anchor = video_anchor(video, **anchor_settings, crfs=cfg.anchor_crfs, progress=False) if cfg.anchor_crfs else []
     first = final[base_name]
-    table = [{"method": name, "bpp": f["bpp"], "psnr": f["psnr"], "delta_bpp": f["bpp"] - first["bpp"],
-              "delta_psnr": f["psnr"] - first["psnr"]} for name, f in final.items()]
+    table = [{"method": name, "bpp": f["bpp"], "psnr": f["psnr"], "psnr_float": f["psnr_float"],
+              "yuv_psnr": f["yuv_psnr"], "delta_bpp": f["bpp"] - first["bpp"], "delta_psnr": f["psnr"] - first["psnr"]}
+             for name, f in final.items()]
     results = Results(
         kind="guide", config=cfg.to_dict(), video=_video_record(video),
         arms={name: {"history": t.history, "train_seconds": t.elapsed} for name, t in arms.items()},
-        table=table, events=guidance.events, final=final, rd=curves, anchor=anchor,
+        table=table, events=guidance.events, final=final, rd=curves, anchor=anchor, anchor_settings=anchor_settings,
+        metrics=dict(METRICS),
         bd=bd_metrics(curves[base_name], curves[guided_name]) if cfg.sweep else {},
         checkpoints={base_name: str(base_path), guided_name: str(out / "guided.pt")},
         seconds=time.perf_counter() - started, plot_seconds=getattr(live, "plot_seconds", 0.0),
-        provenance=provenance(guided.device), trainers=arms)
+        provenance=provenance(guided.device), trainers=arms, decoded=decoded, clip=video)
     results.save()
     return results
 
@@ -161,6 +167,7 @@ def run_init_experiment(cfg: InitConfig, live: Monitor | None = None) -> Results
     results = Results(
         kind="init", config=cfg.to_dict(), video=_video_record(video),
         arms={n: {"history": t.history, "train_seconds": t.elapsed} for n, t in arms.items()}, table=rows,
+        metrics=dict(METRICS),
         seconds=time.perf_counter() - started, plot_seconds=getattr(live, "plot_seconds", 0.0),
         provenance=provenance(next(iter(arms.values())).device), trainers=arms)
     results.save()

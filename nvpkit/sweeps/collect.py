@@ -68,6 +68,7 @@ def sweep_table(records: list[Record]) -> list[dict[str, Any]]:
             guided = i > 0
             rows.append({**{k: record.parameters.get(k) for k in keys}, "video": video_name(record),
                          "arm": row["method"], "bpp": row["bpp"], "psnr": row["psnr"],
+                         "psnr_float": row.get("psnr_float"), "yuv_psnr": row.get("yuv_psnr"),
                          "delta_bpp": row["delta_bpp"], "delta_psnr": row["delta_psnr"],
                          "bd_rate": results.bd.get("bd_rate") if guided else None,
                          "bd_psnr": results.bd.get("bd_psnr") if guided else None,

@@ -9,6 +9,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from ..compress import anchor_label
 from ..viz import COLOURS, save_figure
 from .collect import Record, setting_label, varying, video_name
 
@@ -55,11 +56,12 @@ def rd_by_video(records: list[Record]) -> dict[str, go.Figure]:
                 fig.add_scatter(x=[p["bpp"] for p in points], y=[p["psnr"] for p in points], mode="lines+markers",
                                 name=label, line=dict(color=COLOURS[len(fig.data) % len(COLOURS)],
                                                       dash="dash" if i == 0 else "solid"))
-        anchor = next((r.results.anchor for r in group if r.results.anchor), None)
-        if anchor:
-            points = sorted(anchor, key=lambda p: p["bpp"])
+        measured = next((r.results for r in group if r.results.anchor), None)
+        if measured is not None:
+            points = sorted(measured.anchor, key=lambda p: p["bpp"])
+            name = anchor_label(**measured.anchor_settings) if measured.anchor_settings else "x265 on the video"
             fig.add_scatter(x=[p["bpp"] for p in points], y=[p["psnr"] for p in points], mode="lines+markers",
-                            name="x265 on the video", line=dict(color="#7f7f7f", dash="dot"))
+                            name=name, line=dict(color="#7f7f7f", dash="dot"))
     return figures
 
 

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import papermill
-from tqdm.auto import tqdm
 
+from .._progress import progress_bar
 from .._checks import check_int
 from .._files import write_json
 from ..experiments import parse_list
@@ -152,10 +152,11 @@ def sweep(notebook: str | os.PathLike, grid: dict[str, Iterable] | list[dict[str
     if started:
         local = {} if address else {"num_cpus": num_cpus, "include_dashboard": False}
         ray.init(address=address or "local", logging_level="ERROR", log_to_driver=False, **local)
-    bar = tqdm(total=len(jobs), initial=len(skipped), disable=not progress, desc="sweep", unit="job")
+    bar = progress_bar(total=len(jobs), initial=len(skipped), disable=not progress, desc="sweep", unit="job")
 
     def show() -> None:
-        bar.set_postfix(done=len(done), running=len(pending), failed=len(failed), skipped=len(skipped))
+        bar.set_postfix(refresh=False, done=len(done), running=len(pending), failed=len(failed),
+                        skipped=len(skipped))
 
     try:
         if len(skipped) < len(jobs):

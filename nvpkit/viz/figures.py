@@ -11,26 +11,34 @@ import numpy as np
 import plotly.graph_objects as go
 
 from .._files import atomic_path
+from ..compress import anchor_label
 from ..experiments import Results
 
-__all__ = ["COLOURS", "figure_png", "save_figure", "rd_figure", "save_experiment_figures"]
+__all__ = ["COLOURS", "figure_png", "save_figure", "rd_figure", "bits_figure", "save_experiment_figures"]
 
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 """The colour of the n-th arm or curve, in every figure."""
 
 
 def figure_png(fig: go.Figure, path: str | os.PathLike) -> None:
-    """Draw the line and marker traces of a plotly figure with matplotlib, one panel per x axis."""
+    """Draw the line, marker and (stacked) bar traces of a plotly figure with matplotlib, one panel
+    per x axis."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     axes_names = sorted({t.xaxis or "x" for t in fig.data}, key=lambda a: int(a[1:] or 1)) or ["x"]
     plot, axes = plt.subplots(1, len(axes_names), figsize=(6 * len(axes_names), 4), squeeze=False)
+    stacked: dict[str, np.ndarray] = {}  # per axis, the top of the bars so far
     for trace in fig.data:
         if trace.x is None or not len(trace.x):
             continue
         ax = axes[0][axes_names.index(trace.xaxis or "x")]
+        if trace.type == "bar":
+            bottom = stacked.get(trace.xaxis or "x", np.zeros(len(trace.y)))
+            ax.bar(list(trace.x), trace.y, bottom=bottom, label=trace.name, color=trace.marker.color, width=0.6)
+            stacked[trace.xaxis or "x"] = bottom + np.asarray(trace.y, dtype=float)
+            continue
         style = dict(color=trace.line.color or trace.marker.color, label=trace.name)
         if trace.mode == "markers":
             ax.plot(trace.x, trace.y, "o", markersize=5, **style)
@@ -53,7 +61,7 @@ def figure_png(fig: go.Figure, path: str | os.PathLike) -> None:
             ax.tick_params(axis="x", labelrotation=20)  # categories: long labels
             for label in ax.get_xticklabels():
                 label.set_horizontalalignment("right")
-        if ax.lines:
+        if ax.lines or ax.patches:
             ax.legend(fontsize=8)
         else:
             ax.text(0.5, 0.5, "nothing measured", ha="center", va="center", transform=ax.transAxes)
@@ -88,15 +96,36 @@ def rd_figure(curves: Mapping[str, Sequence[Mapping[str, Any]]], *, metric: str 
     return fig
 
 
+BIT_PARTS = ("xy", "xt", "yt", "sparse", "decoder", "side", "container")
+"""The stacks of a bits figure: the parts' payloads, side information, the artifact's container."""
+
+
+def bits_figure(bits: Mapping[str, Mapping[str, int]], *, title: str = "bits per part") -> go.Figure:
+    """A stacked bar per label (an arm, a compressor) of its bits by part (``BIT_PARTS``; a missing
+    part counts 0), in KiB: where a compressed model's size goes."""
+    fig = go.Figure(layout=dict(title=title, barmode="stack", template="plotly_white", yaxis_title="KiB",
+                                height=420))
+    labels = list(bits)
+    for i, part in enumerate(BIT_PARTS):
+        fig.add_bar(x=labels, y=[bits[label].get(part, 0) / 8 / 1024 for label in labels], name=part,
+                    marker_color=(COLOURS + ("#7f7f7f",))[i % (len(COLOURS) + 1)])
+    return fig
+
+
 def save_experiment_figures(results: Results, live: Any = None) -> dict[str, list[str]]:
     """Write an experiment's figures into its out_dir: the training curves of ``live`` (a
-    ``LivePlot``) as ``curves``, and, for guided training with an RD sweep, both arms' RD curves
-    with the plain-x265 curve as ``rd``. Returns the file names by figure."""
+    ``LivePlot``) as ``curves``; for guided training, both arms' RD curves with the plain-codec
+    curve as ``rd`` and the bits of each arm's final compression by part as ``bits``. Returns the
+    file names by figure."""
     written = {}
     if live is not None:
         written["curves"] = live.save(results.out_dir)
     if results.rd:
-        anchor = {"x265 on the video": results.anchor} if results.anchor else {}
+        anchor = {anchor_label(**results.anchor_settings): results.anchor} if results.anchor else {}
         fig = rd_figure({**results.rd, **anchor}, title=f"final {results.config['compressor']} compression of both arms")
         written["rd"] = save_figure(fig, results.out_dir, "rd")
+    if results.final:
+        fig = bits_figure({arm: f["bits"] for arm, f in results.final.items()},
+                          title=f"bits of the final {results.config['compressor']} compression, by part")
+        written["bits"] = save_figure(fig, results.out_dir, "bits")
     return written

@@ -18,19 +18,21 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from .._progress import in_kernel
 from .figures import COLOURS, save_figure
 
 __all__ = ["LivePlot"]
 
 
-def _in_kernel() -> bool:
+def _widgets() -> bool:
+    """Whether a live widget can be shown: a Jupyter kernel with ipywidgets."""
+    if not in_kernel():
+        return False
     try:
-        from IPython import get_ipython
         import ipywidgets  # noqa: F401
     except ImportError:
         return False
-    shell = get_ipython()
-    return shell is not None and hasattr(shell, "kernel")
+    return True
 
 
 class LivePlot:
@@ -46,7 +48,7 @@ class LivePlot:
         self._last = -math.inf  # the first log point is drawn at once
         self._logged: dict[str, int] = {arm: 0 for arm in self.arms}
         base = make_subplots(rows=1, cols=2, subplot_titles=("training loss", "PSNR (dB)"))
-        use_widget = _in_kernel() if widget is None else widget
+        use_widget = _widgets() if widget is None else widget
         self.fig = go.FigureWidget(base) if use_widget else go.Figure(base)
         for arm, colour in zip(self.arms, COLOURS * 4):
             self.fig.add_trace(go.Scatter(x=[], y=[], name=arm, mode="lines", line_color=colour, legendgroup=arm),

@@ -23,15 +23,22 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Mapping[str, str]
     return "\n".join(lines)
 
 
-_FORMATS = {"bpp": "{:.4f}", "psnr": "{:.2f}", "delta_bpp": "{:+.4f}", "delta_psnr": "{:+.2f}",
+_FORMATS = {"bpp": "{:.4f}", "psnr": "{:.2f}", "psnr_float": "{:.2f}", "yuv_psnr": "{:.2f}", "delta_bpp": "{:+.4f}", "delta_psnr": "{:+.2f}",
             "bd_rate": "{:+.2f}", "bd_psnr": "{:+.3f}", "train_seconds": "{:.0f}", "tucker_bpp": "{:.4f}",
             "tucker_psnr": "{:.2f}", "steps_to_level": "{:,}"}
+
+
+SCORING = ("PSNR and YUV PSNR (BT.709, 6:1:1) of the decoded uint8 frames, as a decoder outputs them; float PSNR: "
+           "of the unrounded render, the published evaluation. Δ columns use PSNR.")
+"""The line under every table of scores that says which PSNR is which."""
 
 
 def format_table(results: Results) -> str:
     """A guided-training experiment's table in the seed notes' shape, with its BD metrics and notes."""
     lines = [markdown_table(results.table, {"method": "method", "bpp": "bpp", "psnr": "PSNR (dB)",
-                                            "delta_bpp": "Δbpp", "delta_psnr": "ΔPSNR (dB)"}, _FORMATS)]
+                                            "psnr_float": "float PSNR (dB)", "yuv_psnr": "YUV PSNR (dB)",
+                                            "delta_bpp": "Δbpp", "delta_psnr": "ΔPSNR (dB)"}, _FORMATS),
+             SCORING]
     bd = results.bd
     if bd:
         shown = ", ".join(p for p in (f"BD-rate {bd['bd_rate']:+.2f} %" if bd.get("bd_rate") is not None else "",
@@ -58,12 +65,13 @@ def format_init_table(results: Results) -> str:
     level = results.config["psnr_level"]
     rows = [{**r, "steps_to_level": "never" if r["steps_to_level"] is None else r["steps_to_level"]}
             for r in results.table]
-    return markdown_table(rows, {"arm": "arm", "steps_to_level": f"steps to {level:g} dB", "psnr": "PSNR (dB)",
-                                 "tucker_bpp": "Tucker bpp", "tucker_psnr": "Tucker PSNR (dB)"}, _FORMATS)
+    table = markdown_table(rows, {"arm": "arm", "steps_to_level": f"steps to {level:g} dB", "psnr": "PSNR (dB)",
+                                  "tucker_bpp": "Tucker bpp", "tucker_psnr": "Tucker PSNR (dB)"}, _FORMATS)
+    return f"{table}\n\nPSNR of the uint8 frames, as a decoder outputs them; steps to {level:g} dB: training PSNR."
 
 
 def format_sweep_table(rows: Sequence[Mapping[str, Any]]) -> str:
     """A sweep's table (``nvpkit.sweep_table`` rows), numbers rounded."""
     if not rows:
         return "no finished combinations"
-    return markdown_table(rows, {c: c for c in rows[0] if c != "name"}, _FORMATS)
+    return f"{markdown_table(rows, {c: c for c in rows[0] if c != 'name'}, _FORMATS)}\n\n{SCORING}"

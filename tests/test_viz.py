@@ -1,0 +1,56 @@
+"""The visual layer: the frame viewer, the bits figure, quiet progress bars."""
+import io
+
+import numpy as np
+import pytest
+
+import nvpkit
+from nvpkit._progress import QUIET_S, progress_bar
+
+
+@pytest.fixture(scope="module")
+def models(tiny_video):
+    trainer = nvpkit.Trainer.from_config(tiny_video, "cpu_s", steps=30, batch=2048, device="cpu")
+    trainer.train(progress=False)
+    decoded = nvpkit.make_compressor("quantize", bits=4).roundtrip(trainer.model).to_model()
+    return {"float32": trainer.model, "4-bit": decoded}
+
+
+def test_frame_viewer_shows_a_frame_and_moves_to_another(tiny_video, models, tmp_path):
+    viewer = nvpkit.FrameViewer(tiny_video, models)
+    assert [len(p) for p in viewer.psnr.values()] == [tiny_video.num_frames] * 2
+    fig = viewer.figure(0)
+    images = [t for t in fig.data if t.type == "image"]
+    assert len(images) == 1 + 2 + 2 and all(t.source.startswith("data:image/png;base64,") for t in images)
+    assert fig.layout.title.text.startswith(f"frame 1 of {tiny_video.num_frames}: float32 ")
+    before = images[1].source
+    viewer.show(5)
+    assert fig.layout.title.text.startswith(f"frame 6 of {tiny_video.num_frames}") and images[1].source != before
+    assert fig.layout.shapes[0].x0 == 6
+    frames = viewer.frame(5)
+    assert frames["4-bit"].dtype == np.uint8 and frames["4-bit"].shape == tiny_video.frames[5].shape
+    assert viewer.frame_psnr(frames)["float32"] == pytest.approx(viewer.psnr["float32"][5], abs=1e-6)
+    written = viewer.save(tmp_path, indices=[0, 3])
+    assert written == ["frame_00001.png", "frame_00004.png"]
+    assert all((tmp_path / name).stat().st_size > 5_000 for name in written)
+    with pytest.raises(ValueError, match="models is empty"):
+        nvpkit.FrameViewer(tiny_video, {})
+
+
+def test_bits_figure_stacks_every_part(models, tmp_path):
+    result = nvpkit.make_compressor("quantize").roundtrip(models["float32"])
+    bits = {**result.bits(), "container": nvpkit.container_bits(result)}
+    fig = nvpkit.bits_figure({"8-bit": bits})
+    assert [t.name for t in fig.data] == ["xy", "xt", "yt", "sparse", "decoder", "side", "container"]
+    assert sum(t.y[0] for t in fig.data) == pytest.approx((bits["total"] + bits["container"]) / 8 / 1024)
+    assert nvpkit.viz.save_figure(fig, tmp_path, "bits") == ["bits.html", "bits.png"]
+    assert (tmp_path / "bits.png").stat().st_size > 5_000
+
+
+def test_progress_bars_are_quiet_off_a_terminal():
+    log = io.StringIO()  # not a terminal
+    bar = progress_bar(range(2000), desc="steps", file=log)
+    for i in bar:
+        bar.set_postfix(refresh=False, psnr=f"{i:.2f}")
+    assert bar.mininterval == QUIET_S
+    assert log.getvalue().count("\r") <= 3  # the first draw and the last, not one per update
