@@ -52,6 +52,9 @@ class DenseGrid2D(nn.Module):
         self.register_buffer("offsets", torch.tensor([sum(sizes[:i]) for i in range(len(sizes))]), persistent=False)
         self.fake_quant_bits: int | None = None
         """When set, lookups see each level min-max quantized per feature (straight-through)."""
+        self.residual: list[torch.Tensor] | None = None
+        """When set, lookups see each level plus its (constant) residual, one per level: a codec's
+        error added in the forward pass, the gradient reaching the level unchanged (straight-through)."""
         self.lookup = "auto"
         """'sample' (grid_sample per level), 'gather' (one gather over all levels) or 'auto'
         ('gather' on CUDA, 'sample' elsewhere); all give the same values and gradients."""
@@ -61,10 +64,14 @@ class DenseGrid2D(nn.Module):
         return self.levels[level].permute(1, 2, 0)
 
     def lookup_levels(self) -> list[torch.Tensor]:
-        """The levels lookups read: the parameters, or their straight-through quantization."""
-        if self.fake_quant_bits is None:
-            return list(self.levels)
-        return [fake_quantize(level, self.fake_quant_bits, dims=(1, 2)) for level in self.levels]
+        """The levels lookups read: the parameters, their straight-through quantization, plus the
+        residual when one is set."""
+        levels = list(self.levels)
+        if self.fake_quant_bits is not None:
+            levels = [fake_quantize(level, self.fake_quant_bits, dims=(1, 2)) for level in levels]
+        if self.residual is not None:
+            levels = [level + r for level, r in zip(levels, self.residual, strict=True)]
+        return levels
 
     def corners(self, coords: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Rows (in all levels' vertices, level-major, row-major within a level) and bilinear
@@ -132,6 +139,8 @@ class SparseGrid3D(nn.Module):
         nn.init.uniform_(self.embeddings, -init_std, init_std)
         self.fake_quant_bits: int | None = None
         """When set, lookups see the grid min-max quantized per feature channel (straight-through)."""
+        self.residual: list[torch.Tensor] | None = None
+        """When set (one tensor, shaped like the grid), lookups see the grid plus it (straight-through)."""
         self.register_buffer("neighbours", torch.tensor(_NEIGHBOURS), persistent=False)  # [9, 2]
 
     def grid(self) -> torch.Tensor:
@@ -139,6 +148,8 @@ class SparseGrid3D(nn.Module):
         g = self.embeddings
         if self.fake_quant_bits is not None:
             g = fake_quantize(g, self.fake_quant_bits, dims=(0, 1, 2))
+        if self.residual is not None:
+            g = g + self.residual[0]
         if not self.config.upsample:
             return g
         g = g.permute(3, 0, 1, 2)  # [C, T, X, Y]: time as channels, x/y as the image

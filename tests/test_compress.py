@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import nvpkit
-from nvpkit.compress import (AV1, H264, HEVC, JPEG, PNG, CodecError, Compressor, Float, Quantize, Tucker, WebP,
-                             make_compressor)
+from nvpkit.compress import (AV1, H264, HEVC, JPEG, PNG, SVTAV1, VVC, CodecError, Compressor, Float, Quantize, Tucker,
+                             WebP, make_compressor)
 from nvpkit.quantization import dequantize, quantize
 from nvpkit.compress.base import pack_bits, unpack_bits
 
@@ -303,3 +303,33 @@ def test_tucker_on_the_2d_grids_too(model):
     small = result.encoded["xy"].header[:2]
     assert small == [8, 8]  # the 16x16 first level keeps rank 8; levels under 8 clip to their size
     assert result.bits()["xy"] < make_compressor("float").roundtrip(model).bits()["xy"]
+
+
+@pytest.mark.parametrize("codec", [VVC(preset="faster"), VVC(bit_depth=10, preset="faster"), SVTAV1(preset=12),
+                                   SVTAV1(bit_depth=10, preset=12)])
+def test_vvc_and_svtav1_volumes(codec):
+    x = smooth(5, 20, 30)
+    (y,), encoded = codec.roundtrip([x])
+    assert y.shape == x.shape and (y - x).abs().max() < 0.2 * (x.max() - x.min())
+    assert encoded.payload_bits == 8 * sum(encoded.header)
+    assert encoded.side_bits == 32 * (2 + 1) + 8 * len(codec.descriptor())  # range, stream length; descriptor
+    assert codec.descriptor()[1] == codec.bit_depth
+
+
+def test_vvc_and_svtav1_presets_and_anchors(tiny_video, model):
+    result = make_compressor("vvc", crf=40, preset="faster").roundtrip(model)
+    assert result.encoded["sparse"].codec == "vvc" and result.bits()["sparse"] > 0
+    for codec in ("vvc", "svtav1"):
+        (row,) = nvpkit.video_anchor(tiny_video, codec, [40], progress=False)
+        assert row["bits"] > 0 and 15 < row["psnr"] < 60
+    with pytest.raises(ValueError, match="chroma='444' is not allowed"):
+        nvpkit.video_anchor(tiny_video, "vvc", [40], chroma="444")
+    with pytest.raises(ValueError, match="preset='slow' is not allowed"):
+        nvpkit.video_anchor(tiny_video, "svtav1", [40], preset="slow")
+
+
+def test_a_missing_encoder_is_named_when_first_used(monkeypatch):
+    monkeypatch.setattr(nvpkit.compress.codecs, "ffmpeg_encoders", lambda: frozenset({"libx264"}))
+    codec = VVC()  # building it needs no encoder
+    with pytest.raises(CodecError, match="has no libvvenc encoder"):
+        codec.encode([torch.rand(2, 16, 16)])

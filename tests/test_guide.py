@@ -175,3 +175,65 @@ def test_live_plot_throttles_and_saves(tmp_path, tiny_video):
     assert list(psnr.x) == [10, 20, 30] and list(marks.y)[:2] == [20.0, 19.0]
     assert live.save(tmp_path, "c") == ["c.html", "c.png"]
     assert (tmp_path / "c.png").stat().st_size > 1000 and b"plotly" in (tmp_path / "c.html").read_bytes()[:5000]
+
+
+# -- codec in the loop with a straight-through gradient ----------------------------------------------------
+
+def test_codec_ste_with_a_lossless_codec_is_no_guidance(tiny_video):
+    plain, guided = trainer_for(tiny_video, steps=20), trainer_for(tiny_video, steps=20)
+    plain.train(progress=False)
+    guidance = nvpkit.Guidance(Compressor(), 5, tiny_video, mode="codec_ste", probe_pixels=1000)
+    guidance.attach(guided)
+    guided.train(callbacks=[guidance], progress=False)
+    guidance.detach(guided)
+    for a, b in zip(plain.model.parameters(), guided.model.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+
+
+def test_codec_ste_forward_sees_decoded_values_and_passes_the_gradient_straight(tiny_video):
+    trainer = trainer_for(tiny_video, steps=10)
+    trainer.train(progress=False)
+    guidance = nvpkit.Guidance(coarse(), 5, tiny_video, mode="codec_ste", probe_pixels=1000)
+    theta = [p.detach().clone() for p in trainer.model.parameters()]
+    guidance.attach(trainer)
+    assert all(torch.equal(a, b) for a, b in zip(theta, trainer.model.parameters()))  # stored values stay θ
+    decoded = coarse().roundtrip(trainer.model).to_model()  # θ + r as a plain model
+    coords, steps, target = trainer.sampler(512)
+    torch.testing.assert_close(trainer.model(coords, steps), decoded(coords, steps), rtol=0, atol=1e-5)
+    for model in (trainer.model, decoded):
+        model.zero_grad()
+        torch.nn.functional.mse_loss(model(coords, steps), target).backward()
+    for a, b in zip(trainer.model.parameters(), decoded.parameters()):  # the gradient at θ + r, applied to θ
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-7)
+    guidance.detach(trainer)
+    assert all(g.residual is None for g in trainer.model.grids().values())
+
+
+def test_codec_ste_refreshes_the_residual_every_period(tiny_video):
+    trainer = trainer_for(tiny_video, steps=31)
+    guidance = nvpkit.Guidance(coarse(), 10, tiny_video, mode="codec_ste", probe_pixels=1000)
+    guidance.attach(trainer)
+    seen = []
+    trainer.train(callbacks=[guidance, lambda t: seen.append(t.model.sparse.residual[0].clone())], progress=False)
+    assert [e["step"] for e in guidance.events] == [0, 10, 20, 30]
+    changed = [i + 1 for i in range(1, len(seen)) if not torch.equal(seen[i], seen[i - 1])]
+    assert changed == [10, 20, 30]
+    assert all(e["psnr_after"] != e["psnr_before"] for e in guidance.events)
+    assert "residual" in trainer.extra  # saved with every checkpoint: a resumed run goes on exactly
+
+
+def test_codec_ste_resumes_with_its_residual(tiny_video, tmp_path):
+    straight = trainer_for(tiny_video, steps=20)
+    guidance = nvpkit.Guidance(coarse(), 7, tiny_video, mode="codec_ste", probe_pixels=1000)
+    guidance.attach(straight)
+    straight.train(callbacks=[guidance], progress=False)
+    first = trainer_for(tiny_video, steps=20)
+    part = nvpkit.Guidance(coarse(), 7, tiny_video, mode="codec_ste", probe_pixels=1000)
+    part.attach(first)
+    first.train(10, callbacks=[part], progress=False)
+    first.save(tmp_path / "c.pt")
+    resumed = nvpkit.Trainer.load(tmp_path / "c.pt", tiny_video)
+    rest = nvpkit.Guidance(coarse(), 7, tiny_video, mode="codec_ste", probe_pixels=1000)
+    rest.attach(resumed)
+    resumed.train(callbacks=[rest], progress=False)
+    assert resumed.history["loss"] == straight.history["loss"]

@@ -10,6 +10,7 @@ true 8-bit grayscale images without a colour conversion.
 """
 from __future__ import annotations
 
+import functools
 import io
 import os
 import subprocess
@@ -263,15 +264,35 @@ def _pad_even(volume: np.ndarray) -> np.ndarray:
     return np.pad(volume, ((0, 0), (0, px), (0, py)), mode="edge") if px or py else volume
 
 
+@functools.cache
+def ffmpeg_encoders() -> frozenset[str]:
+    """The encoders of the bundled ffmpeg binary (asked once, when a codec is first used)."""
+    out = subprocess.run(_ffmpeg(["-encoders"]), capture_output=True, text=True).stdout
+    return frozenset(line.split()[1] for line in out.splitlines() if len(line.split()) > 1 and line.startswith(" V"))
+
+
+def require_encoder(codec: str, encoder: str) -> None:
+    """``CodecError`` saying so when the bundled ffmpeg has no ``encoder``."""
+    if encoder not in ffmpeg_encoders():
+        raise CodecError(f"{codec}: the ffmpeg binary of imageio-ffmpeg ({imageio_ffmpeg.get_ffmpeg_exe()}) has no "
+                         f"{encoder} encoder; install an imageio-ffmpeg whose ffmpeg has it, or use another codec")
+
+
 class _Video(_PerChannel):
-    """Each channel ``[T, X, Y]`` as a grayscale video, T frames of X rows and Y columns."""
+    """Each channel ``[T, X, Y]`` as a video, T frames of X rows and Y columns: grayscale (4:0:0) where
+    the encoder takes it, else 4:2:0 with constant (neutral) chroma, whose few bits are counted like
+    the rest; ``_input_depth`` is the sample depth the encoder takes (codes of fewer bits are
+    shifted up, and rounded back down when decoded)."""
 
     crf: int
     framerate: float
     bit_depth: int
     dims: ClassVar[tuple[int, ...]] = (3,)
     _format: ClassVar[str]
+    _encoder: ClassVar[str]
     _crf_max: ClassVar[int] = 51
+    _chroma: ClassVar[bool] = False
+    _input_depth: ClassVar[int | None] = None
 
     def _check(self) -> None:
         check_int(self.name, "crf", self.crf, 0, self._crf_max)
@@ -280,41 +301,60 @@ class _Video(_PerChannel):
             raise ValueError(f"{self.name}: framerate={self.framerate!r} is not allowed; use a number in (0, 1000]")
 
     def _encoder_args(self) -> list[str]:
+        """The encoder's settings on the ffmpeg command line (after ``-c:v <_encoder>``)."""
         raise NotImplementedError
 
     @property
+    def _depth(self) -> int:
+        return self._input_depth or self.bit_depth
+
+    @property
     def _pix_fmt(self) -> str:
-        return "gray10le" if self.bit_depth == 10 else "gray"
+        return ("yuv420p" if self._chroma else "gray") + ("10le" if self._depth == 10 else "")
+
+    @property
+    def _dtype(self) -> np.dtype:
+        return np.dtype("<u2") if self._depth == 10 else np.dtype(np.uint8)
 
     def _workers(self, count: int) -> int:
         return max(1, count)  # every channel at once: the encoders are multi-threaded themselves
 
+    def encode(self, channels: list[torch.Tensor]) -> Encoded:
+        require_encoder(self.name, self._encoder)
+        return super().encode(channels)
+
     def _encode_one(self, codes: np.ndarray) -> bytes:
-        volume = _pad_even(codes)
+        volume = _pad_even(codes).astype(self._dtype) << (self._depth - self.bit_depth)
         t, x, y = volume.shape
-        data = volume.astype("<u2" if self.bit_depth == 10 else np.uint8).tobytes()
+        if self._chroma:  # [T, X*Y] luma, then both chroma planes at their mid value
+            chroma = np.full((t, x * y // 2), 1 << (self._depth - 1), self._dtype)
+            volume = np.concatenate([volume.reshape(t, -1), chroma], axis=1)
         return run_ffmpeg(["-f", "rawvideo", "-pix_fmt", self._pix_fmt, "-s", f"{y}x{x}", "-framerate",
-                           f"{self.framerate:g}", "-i", "-", *self._encoder_args(), "-pix_fmt", self._pix_fmt,
-                           "-f", self._format, "-"], data, f"{self.name} encode")
+                           f"{self.framerate:g}", "-i", "-", "-c:v", self._encoder, *self._encoder_args(),
+                           "-pix_fmt", self._pix_fmt,
+                           "-f", self._format, "-"], volume.tobytes(), f"{self.name} encode")
 
     def _decode_one(self, stream: bytes, shape: Shape) -> np.ndarray:
         t, x, y = shape
         _, px, py = _pad_even(np.zeros((1, x, y), np.uint8)).shape
-        dtype = np.dtype("<u2") if self.bit_depth == 10 else np.dtype(np.uint8)
-        out = np.empty((t, px, py), dtype)
+        samples = px * py * (3 if self._chroma else 2) // 2
+        out = np.empty((t, px, py), self._dtype)
         frames = ffmpeg_chunks(["-f", self._format, "-i", "-", "-f", "rawvideo", "-pix_fmt", self._pix_fmt, "-"],
-                               [stream], px * py * dtype.itemsize, f"{self.name} decode")
+                               [stream], samples * self._dtype.itemsize, f"{self.name} decode")
         count = 0
         try:
             for count, frame in enumerate(frames, start=1):
                 if count > t:  # a stream that decodes to more than it should is stopped here
                     raise CodecError(f"{self.name} decode: the stream holds more than the {t} frames of {py}x{px} "
                                      "it should")
-                out[count - 1] = np.frombuffer(frame, dtype).reshape(px, py)
+                out[count - 1] = np.frombuffer(frame, self._dtype)[:px * py].reshape(px, py)  # the luma
         finally:
             frames.close()
         if count != t:
             raise CodecError(f"{self.name} decode gave {count} frames, expected {t} frames of {py}x{px}")
+        shift = self._depth - self.bit_depth
+        if shift:  # back to the codes' depth, rounded
+            out = np.minimum((out.astype(np.uint32) + (1 << (shift - 1))) >> shift, (1 << self.bit_depth) - 1)
         return out[:, :x, :y]
 
 
@@ -331,6 +371,7 @@ class HEVC(_Video):
     name: ClassVar[str] = "hevc"
     codec_id: ClassVar[int] = 5
     _format: ClassVar[str] = "hevc"
+    _encoder: ClassVar[str] = "libx265"
 
     def __post_init__(self) -> None:
         self._check()
@@ -338,7 +379,7 @@ class HEVC(_Video):
 
     def _encoder_args(self) -> list[str]:
         params = ":".join(p for p in (self.x265_params, "log-level=error") if p)
-        return ["-c:v", "libx265", "-preset", self.preset, "-crf", str(self.crf), "-x265-params", params]
+        return ["-preset", self.preset, "-crf", str(self.crf), "-x265-params", params]
 
 
 @dataclass
@@ -352,13 +393,14 @@ class H264(_Video):
     name: ClassVar[str] = "h264"
     codec_id: ClassVar[int] = 6
     _format: ClassVar[str] = "h264"
+    _encoder: ClassVar[str] = "libx264"
 
     def __post_init__(self) -> None:
         self._check()
         check_choice("h264", "preset", self.preset, PRESETS)
 
     def _encoder_args(self) -> list[str]:
-        return ["-c:v", "libx264", "-preset", self.preset, "-crf", str(self.crf)]
+        return ["-preset", self.preset, "-crf", str(self.crf)]
 
 
 @dataclass
@@ -373,6 +415,7 @@ class AV1(_Video):
     name: ClassVar[str] = "av1"
     codec_id: ClassVar[int] = 7
     _format: ClassVar[str] = "obu"
+    _encoder: ClassVar[str] = "libaom-av1"
     _crf_max: ClassVar[int] = 63
 
     def __post_init__(self) -> None:
@@ -380,11 +423,66 @@ class AV1(_Video):
         check_int("av1", "cpu_used", self.cpu_used, 0, 8)
 
     def _encoder_args(self) -> list[str]:
-        return ["-c:v", "libaom-av1", "-crf", str(self.crf), "-b:v", "0", "-cpu-used", str(self.cpu_used),
+        return ["-crf", str(self.crf), "-b:v", "0", "-cpu-used", str(self.cpu_used),
                 "-row-mt", "1"]
 
+
+@dataclass
+class VVC(_Video):
+    """VVC / H.266 (libvvenc), constant QP ``crf`` (vvenc's ``-qp``, 0-63) at a vvenc ``preset``
+    (faster, fast, medium, slow, slower). vvenc takes only 10-bit 4:2:0, so each channel is the luma
+    of a 10-bit 4:2:0 video with neutral chroma; 8-bit codes are shifted into 10 bits."""
+
+    crf: int = 32
+    preset: str = "medium"
+    framerate: float = 25.0
+    bit_depth: int = 8
+    name: ClassVar[str] = "vvc"
+    codec_id: ClassVar[int] = 9
+    _format: ClassVar[str] = "vvc"
+    _encoder: ClassVar[str] = "libvvenc"
+    _crf_max: ClassVar[int] = 63
+    _chroma: ClassVar[bool] = True
+    _input_depth: ClassVar[int | None] = 10
+
+    def __post_init__(self) -> None:
+        self._check()
+        check_choice("vvc", "preset", self.preset, VVC_PRESETS)
+
+    def _encoder_args(self) -> list[str]:
+        return ["-preset", self.preset, "-qp", str(self.crf)]
+
+
+@dataclass
+class SVTAV1(_Video):
+    """AV1 by SVT-AV1 (libsvtav1), constant quality ``crf`` (0-63) at ``preset`` 0-13 (lower is
+    slower and smaller). SVT-AV1 takes no grayscale: each channel is the luma of a 4:2:0 video with
+    neutral chroma, 8- or 10-bit."""
+
+    crf: int = 32
+    preset: int = 8
+    framerate: float = 25.0
+    bit_depth: int = 8
+    name: ClassVar[str] = "svtav1"
+    codec_id: ClassVar[int] = 10
+    _format: ClassVar[str] = "obu"
+    _encoder: ClassVar[str] = "libsvtav1"
+    _crf_max: ClassVar[int] = 63
+    _chroma: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        self._check()
+        check_int("svtav1", "preset", self.preset, 0, 13)
+
+    def _encoder_args(self) -> list[str]:
+        return ["-preset", str(self.preset), "-crf", str(self.crf)]
+
+
+VVC_PRESETS = ("faster", "fast", "medium", "slow", "slower")
+"""vvenc's presets, fastest first."""
 
 PRESETS = {"ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
             "placebo"}
 
-__all__ = ["CodecError", "JPEG", "WebP", "PNG", "HEVC", "H264", "AV1", "run_ffmpeg", "ffmpeg_chunks", "PRESETS"]
+__all__ = ["CodecError", "JPEG", "WebP", "PNG", "HEVC", "H264", "AV1", "VVC", "SVTAV1", "run_ffmpeg", "ffmpeg_chunks",
+           "ffmpeg_encoders", "require_encoder", "PRESETS", "VVC_PRESETS"]

@@ -20,13 +20,14 @@ from ..data import Video
 from ..model import NVP
 from ..parts import GRIDS_2D, PARTS, channels, check_parts, load_channels, part_shapes
 from .base import Codec, Encoded, Float, Quantize
-from .codecs import AV1, H264, HEVC, JPEG, PNG, WebP
+from .codecs import AV1, H264, HEVC, JPEG, PNG, SVTAV1, VVC, WebP
 from .tucker import Tucker
 
 __all__ = ["Compressor", "Compressed", "CODECS", "COMPRESSORS", "make_compressor", "preset_settings",
            "config_bits"]
 
-CODECS: dict[str, type[Codec]] = {c.name: c for c in (Float, Quantize, JPEG, WebP, PNG, HEVC, H264, AV1, Tucker)}
+CODECS: dict[str, type[Codec]] = {c.name: c for c in (Float, Quantize, JPEG, WebP, PNG, HEVC, H264, AV1, VVC, SVTAV1,
+                                                        Tucker)}
 """Codec classes by registry name."""
 
 def config_bits(config: NVPConfig) -> int:
@@ -156,6 +157,8 @@ COMPRESSORS = {
     "hevc": _video_preset(HEVC),  # published: JPEG qscale (2, 3, 3) + HEVC crf 21, slow, 25 fps, bframes=0
     "h264": _video_preset(H264),
     "av1": _video_preset(AV1),
+    "vvc": _video_preset(VVC),  # VVC (vvenc) for the sparse grid, JPEG for the planes
+    "svtav1": _video_preset(SVTAV1),
     "tucker": _tucker,  # published: ranks (480, 240, 240) on the sparse grid, float32; plane_ranks: 2D grids too
     "quantize": _quantize,  # published 8-bit evaluation
     "float": _float,  # the uncompressed model

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -19,10 +20,11 @@ from ..data import Video
 from ..model import NVP
 from ..rendering import evaluate
 from .artifact import container_bits
-from .codecs import PRESETS, ffmpeg_chunks, run_ffmpeg
+from .codecs import PRESETS, VVC_PRESETS, ffmpeg_chunks, require_encoder, run_ffmpeg
 from .compressor import Compressor
 
-__all__ = ["rd_sweep", "find_setting", "video_anchor", "anchor_encode", "anchor_decode", "anchor_label"]
+__all__ = ["rd_sweep", "find_setting", "video_anchor", "anchor_encode", "anchor_decode", "anchor_label", "ANCHORS",
+           "Anchor", "check_anchor"]
 
 
 def _point(model: NVP, video: Video, compressor: Compressor, ms_ssim: bool) -> dict[str, Any]:
@@ -83,42 +85,83 @@ def find_setting(model: NVP, video: Video, build: Callable[[int], Compressor], v
     return {**best, "tried": [tried[i] for i in sorted(tried)]}
 
 
-_ANCHORS = {"hevc": ["-c:v", "libx265", "-x265-params", "log-level=error"], "h264": ["-c:v", "libx264"]}
-ANCHOR_CHROMA = {"420": "yuv420p", "444": "yuv444p"}
-"""Chroma formats of the anchor and their ffmpeg pixel formats."""
+@dataclass(frozen=True)
+class Anchor:
+    """How a plain codec encodes the clip itself: the ffmpeg encoder and its quality option."""
+
+    encoder: str
+    """The ffmpeg encoder."""
+    label: str
+    """Its name in tables and figures."""
+    quality: str
+    """The option that takes the ``crf`` value (constant quality, or constant QP for vvenc)."""
+    quality_max: int
+    presets: tuple[str, ...]
+    default_preset: str
+    pix_fmts: dict[str, str]
+    """Pixel format by chroma format ("420", "444")."""
+    format: str
+    """The raw bitstream muxer (no container)."""
+    args: tuple[str, ...] = ()
+
+
+ANCHORS = {
+    "hevc": Anchor("libx265", "x265", "-crf", 51, tuple(PRESETS), "slow", {"420": "yuv420p", "444": "yuv444p"},
+                   "hevc", ("-x265-params", "log-level=error")),
+    "h264": Anchor("libx264", "x264", "-crf", 51, tuple(PRESETS), "slow", {"420": "yuv420p", "444": "yuv444p"},
+                   "h264"),
+    "vvc": Anchor("libvvenc", "vvenc", "-qp", 63, VVC_PRESETS, "medium", {"420": "yuv420p10le"}, "vvc"),
+    "svtav1": Anchor("libsvtav1", "SVT-AV1", "-crf", 63, tuple(str(p) for p in range(14)), "8", {"420": "yuv420p"},
+                     "obu"),
+}
+"""The anchor codecs by name: x265 (the published setting's codec), x264, vvenc (VVC), SVT-AV1."""
+
 
 
 def anchor_encode(video: Video, codec: str, crf: int, preset: str, chroma: str) -> bytes:
-    """The clip through x265 (``"hevc"``) or x264 at ``crf``: the raw bitstream, frames streamed in."""
+    """The clip through an anchor codec at ``crf``: the raw bitstream, frames streamed in."""
+    spec = ANCHORS[codec]
     return run_ffmpeg(["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{video.width}x{video.height}", "-framerate",
-                       f"{video.fps:g}", "-i", "-", *_ANCHORS[codec], "-preset", preset, "-crf", str(crf),
-                       "-pix_fmt", ANCHOR_CHROMA[chroma], "-f", codec, "-"],
+                       f"{video.fps:g}", "-i", "-", "-c:v", spec.encoder, *spec.args, "-preset", preset,
+                       spec.quality, str(crf), "-pix_fmt", spec.pix_fmts[chroma], "-f", spec.format, "-"],
                       (frame.tobytes() for frame in video.frames), f"{codec} anchor")
 
 
 def anchor_decode(stream: bytes, video: Video, codec: str) -> Iterator[torch.Tensor]:
     """The decoded frames of an anchor bitstream, uint8 ``[H, W, 3]`` RGB, one at a time."""
     h, w = video.height, video.width
-    for raw in ffmpeg_chunks(["-f", codec, "-i", "-", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], [stream],
-                             h * w * 3, f"{codec} anchor decode"):
+    for raw in ffmpeg_chunks(["-f", ANCHORS[codec].format, "-i", "-", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+                             [stream], h * w * 3, f"{codec} anchor decode"):
         yield torch.frombuffer(bytearray(raw), dtype=torch.uint8).view(h, w, 3)
 
 
+def check_anchor(codec: str, preset: str | None, chroma: str) -> str:
+    """Validate an anchor's settings (``ValueError`` naming the one that is wrong); returns the preset
+    (the codec's default for None)."""
+    check_choice("video_anchor", "codec", codec, ANCHORS)
+    spec = ANCHORS[codec]
+    preset = spec.default_preset if preset is None else preset
+    check_choice("video_anchor", "preset", preset, spec.presets)
+    check_choice("video_anchor", "chroma", chroma, spec.pix_fmts)
+    return preset
+
+
 def video_anchor(video: Video, codec: str = "hevc", crfs: Sequence[int] = (18, 23, 28, 33, 38), *,
-                 preset: str = "slow", chroma: str = "420", ms_ssim: bool = False,
+                 preset: str | None = None, chroma: str = "420", ms_ssim: bool = False,
                  progress: bool = True) -> list[dict[str, Any]]:
-    """The clip itself through x265 (or x264) at each crf, in memory, as the RD anchor of video coding:
-    ``preset`` (default slow, the published HEVC setting of the grids; use the experiment codec's),
-    ``chroma`` "420" (as codecs are used) or "444" (an RGB-fair comparison); 8-bit raw bitstream,
-    every bit counted. Decoded frames are scored by the function that scores the models."""
-    check_choice("video_anchor", "codec", codec, _ANCHORS)
-    check_choice("video_anchor", "preset", preset, PRESETS)
-    check_choice("video_anchor", "chroma", chroma, ANCHOR_CHROMA)
+    """The clip itself through a plain codec (``ANCHORS``: x265, x264, vvenc, SVT-AV1) at each crf,
+    in memory, as the RD anchor of video coding: ``preset`` (default: the codec's, slow for x265, the
+    published HEVC setting of the grids; use the experiment codec's), ``chroma`` "420" (as codecs
+    are used) or "444" (an RGB-fair comparison, x265 and x264); raw bitstream, every bit counted.
+    Decoded frames are scored by the function that scores the models."""
+    preset = check_anchor(codec, preset, chroma)
+    spec = ANCHORS[codec]
     for crf in crfs:
-        check_int("video_anchor", "crf", crf, 0, 51)
+        check_int("video_anchor", "crf", crf, 0, spec.quality_max)
     if chroma == "420" and (video.height % 2 or video.width % 2):
         raise ValueError(f"video_anchor: 4:2:0 needs even frame sizes, got {video.width}x{video.height}; crop the "
                          "video or use chroma='444'")
+    require_encoder(f"{codec} anchor", spec.encoder)
     ms_ssim = ms_ssim and min(video.height, video.width) >= metrics.MS_SSIM_MIN_SIDE
     rows = []
     for crf in progress_bar(crfs, desc=f"{codec} anchor", disable=not progress):
@@ -135,4 +178,4 @@ def video_anchor(video: Video, codec: str = "hevc", crfs: Sequence[int] = (18, 2
 
 def anchor_label(codec: str, preset: str, chroma: str) -> str:
     """How an anchor curve is named in tables and figures: the encoder and its settings."""
-    return f"{'x265' if codec == 'hevc' else 'x264'} on the video ({preset}, {chroma[0]}:{chroma[1]}:{chroma[2]})"
+    return f"{ANCHORS[codec].label} on the video ({preset}, {chroma[0]}:{chroma[1]}:{chroma[2]})"

@@ -14,9 +14,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .._checks import check_choice, check_int
-from ..compress import COMPRESSORS, HEVC, Compressor, Tucker, make_compressor, preset_settings
-from ..compress.codecs import PRESETS
-from ..compress.rd import ANCHOR_CHROMA
+from ..compress import COMPRESSORS, Compressor, Tucker, make_compressor, preset_settings
+from ..compress.rd import check_anchor
 from ..data import Video, load_video
 from ..parts import GRIDS, check_parts
 from ..train import TrainConfig, Trainer
@@ -104,9 +103,11 @@ class GuideConfig(ExperimentConfig):
     """Setting overrides for the final RD sweep of both arms, e.g. ({"crf": 15}, {"crf": 27})."""
     anchor_crfs: tuple = (20, 26, 32, 38, 44)
     """crf values of the plain x265 curve of the clip (empty: no anchor)."""
+    anchor_codec: str = "hevc"
+    """Codec of the anchor curve: 'hevc' (x265), 'h264', 'vvc' (vvenc), 'svtav1'."""
     anchor_preset: str = ""
-    """x265 preset of the anchor; empty: the guidance codec's preset (slow where it has none), so the
-    clip and the grids are encoded alike."""
+    """Preset of the anchor; empty: the guidance codec's when it is the same codec (else the anchor
+    codec's default, slow for x265), so the clip and the grids are encoded alike."""
     anchor_chroma: str = "420"
     """Chroma format of the anchor: '420' (as codecs are used) or '444' (an RGB-fair comparison)."""
     probe_pixels: int = 2**18
@@ -131,8 +132,7 @@ class GuideConfig(ExperimentConfig):
                              "guidance event would happen before the final compression")
         check_choice("GuideConfig", "compressor", self.compressor, COMPRESSORS)
         check_choice("GuideConfig", "mode", self.mode, MODES)
-        check_choice("GuideConfig", "anchor_preset", self.anchor_preset, {"", *PRESETS})
-        check_choice("GuideConfig", "anchor_chroma", self.anchor_chroma, ANCHOR_CHROMA)
+        self.anchor()  # validates the anchor's settings
         self.final_compressor()  # validates the settings now, not hours later
         for override in self.sweep:
             self.final_compressor(**override)
@@ -164,9 +164,11 @@ class GuideConfig(ExperimentConfig):
         return "no guidance", f"{self.compressor} guidance"
 
     def anchor(self) -> dict[str, str]:
-        """The anchor's settings: ``preset`` (resolved, see ``anchor_preset``) and ``chroma``."""
-        preset = self.anchor_preset or getattr(self.final_compressor().sparse, "preset", HEVC().preset)
-        return {"preset": preset, "chroma": self.anchor_chroma}
+        """The anchor's ``codec``, ``preset`` (resolved, see ``anchor_preset``) and ``chroma``."""
+        sparse = self.final_compressor().sparse
+        preset = self.anchor_preset or (str(sparse.preset) if sparse.name == self.anchor_codec else None)
+        return {"codec": self.anchor_codec, "preset": check_anchor(self.anchor_codec, preset, self.anchor_chroma),
+                "chroma": self.anchor_chroma}
 
 
 @dataclass(frozen=True)

@@ -4,19 +4,28 @@
 where the final compression follows) it round-trips the grids (``xy``, ``xt``, ``yt``,
 sparse) through a compressor, loads the decoded values into the live model in place (the
 optimizer keeps its state unless ``reset_optimizer``), and records the event: step, bits and
-bpp, PSNR just before and just after (on a fixed random set of pixels), seconds spent. In
-``straight_through`` mode the forward pass also sees 8-bit quantized grids at every step
-(gradients pass straight through).
+bpp, PSNR just before and just after (on a fixed random set of pixels), seconds spent. Modes:
+
+- ``reload``: as above, the seed notes' method.
+- ``straight_through``: as above, and the forward pass also sees 8-bit quantized grids at every
+  step (gradients pass straight through).
+- ``codec_ste``: the codec in the loop with a straight-through gradient (as CATRF does for
+  triplanes): the round trip's residual ``r = decode(encode(θ)) − θ`` is kept per grid (from the
+  start, then refreshed every ``period`` steps) and every forward pass reads ``θ + r`` while the
+  gradient reaches ``θ`` unchanged; the stored values stay ``θ``. ``period = 1`` is the codec in
+  every step. An event's PSNR before and after are those of ``θ`` and ``θ + r``. The residual is
+  kept in ``trainer.extra`` so it is saved with every checkpoint and a resumed run goes on exactly.
 """
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from .._checks import check_choice, check_int
-from ..compress import Compressor
+from ..compress import Compressed, Compressor
 from ..data import Video
 from ..metrics import psnr_from_mse
 from ..model import NVP
@@ -26,7 +35,7 @@ from ..train import PixelSampler, Trainer
 
 __all__ = ["Guidance", "PixelProbe", "MODES"]
 
-MODES = ("reload", "straight_through")
+MODES = ("reload", "straight_through", "codec_ste")
 
 
 class PixelProbe:
@@ -70,32 +79,68 @@ class Guidance:
         self._probe: PixelProbe | None = None
 
     def attach(self, trainer: Trainer) -> None:
-        """Prepare a trainer (straight-through quantization of its grids in that mode)."""
+        """Prepare a trainer: straight-through quantization of its grids, or their codec residual
+        (restored from a checkpoint, or computed now)."""
         self._fake_quant(trainer, 8 if self.mode == "straight_through" else None)
+        if self.mode == "codec_ste":
+            if "residual" in trainer.extra:
+                self._set_residual(trainer, trainer.extra["residual"])
+            else:
+                self._event(trainer, self._refresh_residual)
 
     def detach(self, trainer: Trainer) -> None:
         """Undo ``attach``: the grids are read as they are again."""
         self._fake_quant(trainer, None)
+        self._set_residual(trainer, None)
 
     @staticmethod
     def _fake_quant(trainer: Trainer, bits: int | None) -> None:
         for grid in trainer.model.grids().values():
             grid.fake_quant_bits = bits
 
+    @staticmethod
+    def _set_residual(trainer: Trainer, residual: dict[str, list[torch.Tensor]] | None) -> None:
+        for name, grid in trainer.model.grids().items():
+            grid.residual = None if residual is None else residual[name]
+
     def __call__(self, trainer: Trainer) -> None:
         # no event at the planned last step: the final compression is the run's last round trip
         if trainer.step_count % self.period or trainer.step_count >= trainer.config.steps:
             return
+        self._event(trainer, self._refresh_residual if self.mode == "codec_ste" else self._reload)
+
+    def _event(self, trainer: Trainer, act: Callable[[Trainer], Compressed]) -> None:
+        """Measure, ``act`` (returns the round trip's result), measure again, record."""
         started = time.perf_counter()
         if self._probe is None:
             self._probe = PixelProbe(trainer.sampler, self.probe_pixels, self.seed)
+        self._set_residual(trainer, None)
         before = self._probe.psnr(trainer.model)
+        result = act(trainer)
+        after = self._probe.psnr(trainer.model)
+        self.events.append({"step": trainer.step_count, "bits": result.bits()["total"], "bpp": result.bpp(self.video),
+                            "psnr_before": before, "psnr_after": after,
+                            "seconds": time.perf_counter() - started})
+
+    def _reload(self, trainer: Trainer) -> Compressed:
         result = self.compressor.roundtrip(trainer.model)
         result.load_into(trainer.model, parts=GRIDS)
         if self.reset_optimizer:
             trainer.optimizer.state.clear()
-        after = self._probe.psnr(trainer.model)
-        bits = result.bits()
-        self.events.append({"step": trainer.step_count, "bits": bits["total"], "bpp": result.bpp(self.video),
-                            "psnr_before": before, "psnr_after": after,
-                            "seconds": time.perf_counter() - started})
+        return result
+
+    @torch.no_grad()
+    def _refresh_residual(self, trainer: Trainer) -> Compressed:
+        """``r = decode(encode(θ)) − θ`` of every grid, set on the grids and kept in ``trainer.extra``."""
+        model = trainer.model
+        theta = {name: [p.detach().clone() for p in grid.parameters()] for name, grid in model.grids().items()}
+        result = self.compressor.roundtrip(model)
+        result.load_into(model, parts=GRIDS)  # the decoded values, in the parameters' own layout
+        residual = {}
+        for name, grid in model.grids().items():
+            residual[name] = [p - t for p, t in zip(grid.parameters(), theta[name])]
+            for p, t in zip(grid.parameters(), theta[name]):
+                p.copy_(t)  # the stored values stay θ
+        trainer.extra["residual"] = residual
+        self._set_residual(trainer, residual)
+        return result

@@ -121,7 +121,7 @@ def run_experiment(cfg: GuideConfig, live: Monitor | None = None) -> Results:
         if cfg.sweep:
             settings = {json.dumps(o, sort_keys=True): cfg.final_compressor(**o) for o in cfg.sweep}
             curves[name] = rd_sweep(trainer.model, video, settings, progress=False)
-    anchor_settings = {"codec": "hevc", **cfg.anchor()}
+    anchor_settings = cfg.anchor()
     anchor = video_anchor(video, **anchor_settings, crfs=cfg.anchor_crfs, progress=False) if cfg.anchor_crfs else []
     first = final[base_name]
     table = [{"method": name, "bpp": f["bpp"], "psnr": f["psnr"], "psnr_float": f["psnr_float"],
