@@ -300,6 +300,8 @@ class Trainer:
         train = {k: v for k, v in state["train_config"].items() if k in known}
         if device is not None:
             train["device"] = device
+        if not isinstance(state["model_config"], dict):  # a string would be read as a path
+            raise ValueError("Trainer.load: the checkpoint's model config is not a JSON object")
         trainer = cls(NVP(load_config(state["model_config"])), video, TrainConfig(**train))
         trainer.model.load_state_dict(state["model"])
         trainer.optimizer.load_state_dict(state["optimizer"])

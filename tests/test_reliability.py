@@ -5,6 +5,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import textwrap
@@ -388,3 +389,19 @@ def test_video_streams_decode_to_exactly_the_frames_the_manifest_says():
     image = png.encode([torch.rand(64, 64)])
     with pytest.raises(nvpkit.compress.CodecError, match="the stream is 64x64, expected 8x8"):
         png.decode(image, [(8, 8)])
+
+
+def test_files_from_others_never_name_a_path_to_read(tmp_path):
+    """A config given as a string is read as a path: an artifact or checkpoint must not get to do that."""
+    model = nvpkit.NVP(nvpkit.size_sparse_grid(nvpkit.load_config("cpu_s"), 2, 20, 24))
+    path = tmp_path / "model.nvp"
+    nvpkit.save_compressed(nvpkit.make_compressor("quantize").roundtrip(model), path)
+    blob = path.read_bytes()
+    (length,) = struct.unpack("<I", blob[8:12])
+    manifest = json.loads(blob[12:12 + length])
+    manifest["config"] = str(tmp_path / "elsewhere.json")
+    (tmp_path / "elsewhere.json").write_text(json.dumps(nvpkit.load_config("cpu_s").to_json()))
+    text = json.dumps(manifest).encode()
+    path.write_bytes(blob[:8] + struct.pack("<I", len(text)) + text + blob[12 + length:])
+    with pytest.raises(nvpkit.ArtifactError, match="must be a JSON object"):
+        nvpkit.load_compressed(path)

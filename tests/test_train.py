@@ -149,13 +149,18 @@ def test_cuda_training_matches_cpu_closely(tiny_video):
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("lookup", ["gather", "sample"])
-def test_cuda_steps_never_wait_for_the_host(tiny_video, lookup):
+@pytest.mark.parametrize("lookup,mode", [("gather", None), ("sample", None), ("gather", "straight_through"),
+                                         ("gather", "codec_ste")])
+def test_cuda_steps_never_wait_for_the_host(tiny_video, lookup, mode):
     """Between logs a CUDA step queues work without a host sync (batches drawn on the device, the
-    loss kept there, nothing read back): any synchronising call raises in this mode."""
+    loss kept there, nothing read back), in every guidance mode between its events: any
+    synchronising call raises in this mode."""
     trainer = make(tiny_video, steps=10, log_every=10, device="cuda")
     for plane in (trainer.model.xy, trainer.model.xt, trainer.model.yt):
         plane.lookup = lookup
+    if mode is not None:
+        quantize = nvpkit.make_compressor("quantize", bits=6)
+        nvpkit.Guidance(quantize, 100, tiny_video, mode=mode, probe_pixels=1000).attach(trainer)
     trainer.step()  # first-call set-up may sync
     torch.cuda.set_sync_debug_mode("error")
     try:

@@ -146,8 +146,10 @@ def load_compressed(path: str | Path, device: str = "cpu", *, max_bytes: int | N
         raise _fail(path, f"the file has {size:,} bytes, over the decode budget of {budget:,} bytes")
     data = path.read_bytes()
     manifest = _read_manifest(path, data)
+    if not isinstance(manifest.get("config"), dict):  # a string would be read as a path: no paths in a file
+        raise _fail(path, "the model config must be a JSON object")
     try:
-        config = load_config(manifest.get("config"))
+        config = load_config(manifest["config"])
     except (ValueError, TypeError) as err:
         raise _fail(path, f"bad model config ({err})") from None
     if num_values(config) > MAX_VALUES:

@@ -133,6 +133,9 @@ class GuideConfig(ExperimentConfig):
         check_choice("GuideConfig", "compressor", self.compressor, COMPRESSORS)
         check_choice("GuideConfig", "mode", self.mode, MODES)
         self.anchor()  # validates the anchor's settings
+        if not isinstance(self.settings, dict) or not all(isinstance(o, dict) for o in self.sweep):
+            raise ValueError(f"GuideConfig: settings={self.settings!r}, sweep={self.sweep!r}: give the settings as a "
+                             "dict and the sweep as dicts of overrides, e.g. ({'crf': 15}, {'crf': 27})")
         self.final_compressor()  # validates the settings now, not hours later
         for override in self.sweep:
             self.final_compressor(**override)
