@@ -32,7 +32,7 @@ Shape = tuple[int, ...]
 
 def check_parts(where: str, names: tuple[str, ...] | list[str], allowed: tuple[str, ...] = PARTS) -> tuple[str, ...]:
     """``names`` as a tuple if each is one of ``allowed``, else ``ValueError``."""
-    unknown = sorted(set(names) - set(allowed))
+    unknown = sorted(str(n) for n in names if not isinstance(n, str) or n not in allowed)
     if unknown:
         raise ValueError(f"{where}: unknown parts {unknown}; use some of {list(allowed)}")
     return tuple(names)

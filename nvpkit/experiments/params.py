@@ -10,6 +10,8 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
+from .._checks import is_int
+
 __all__ = ["parse_value", "parse_list", "parse_setting", "parse_fields"]
 
 
@@ -51,14 +53,14 @@ def _coerce(owner: str, name: str, kind: Any, value: Any) -> Any:
         if not isinstance(value, bool):
             raise ValueError(f"{where} is not allowed; use True or False")
         return value
-    if kind is int and isinstance(value, str):
-        parsed = parse_value(value)
-        if not isinstance(parsed, int):
+    if kind is int:
+        parsed = parse_value(value) if isinstance(value, str) else value
+        if not is_int(parsed):
             raise ValueError(f"{where} is not allowed; use an int")
         return parsed
-    if kind is float and isinstance(value, (str, int)) and not isinstance(value, bool):
-        parsed = parse_value(value)
-        if not isinstance(parsed, (int, float)):
+    if kind is float:
+        parsed = parse_value(value) if isinstance(value, str) else value
+        if isinstance(parsed, bool) or not isinstance(parsed, (int, float)):
             raise ValueError(f"{where} is not allowed; use a number")
         return float(parsed)
     if kind is tuple:
