@@ -33,7 +33,7 @@ _LAZY = {
                  "rd_sweep", "save_compressed", "video_anchor", "container_bits"),
     "experiments": ("ExperimentConfig", "GuideConfig", "InitConfig", "Guidance", "PixelProbe", "Results",
                     "bd_metrics", "run_experiment", "run_init_experiment", "PullToInit", "steps_to_reach",
-                    "tucker_init"),
+                    "tucker_init", "plan"),
     "viz": ("LivePlot", "FrameViewer", "rd_figure", "bits_figure", "save_experiment_figures", "format_table",
             "format_init_table", "format_sweep_table"),
     "sweeps": ("sweep", "parse_grid", "collect", "sweep_table", "save_figures"),

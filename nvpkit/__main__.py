@@ -1,4 +1,5 @@
-"""Command line: ``python -m nvpkit train`` trains on a clip, prints PSNR and writes a reconstruction."""
+"""Command line: ``python -m nvpkit train`` prints the plan of a run, trains on a clip, prints PSNR and
+writes a reconstruction."""
 from __future__ import annotations
 
 import argparse
@@ -8,11 +9,13 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from ._device import resolve_device
 from ._files import write_json
 from .data import load_video
 from .provenance import provenance
 from .rendering import evaluate
-from .train import Checkpoint, Trainer, resume_or_start
+from .experiments import ExperimentConfig, plan
+from .train import Checkpoint, TrainConfig, resume_or_start
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -20,12 +23,16 @@ def _train(args: argparse.Namespace) -> None:
     if (out / "results.json").exists() and not args.overwrite:
         sys.exit(f"nvpkit: {str(out)!r} already holds results; pass --overwrite or choose another --out")
     video = load_video(args.dataset, args.num_frames, downscale=args.downscale)
+    device = resolve_device(args.device)
+    cfg = ExperimentConfig(dataset=args.dataset, num_frames=args.num_frames, downscale=args.downscale,
+                           config=args.config, steps=args.steps, batch=args.batch or TrainConfig().batch_for(device),
+                           lr=args.lr, seed=args.seed, device=args.device, compile=args.compile, log_every=100)
+    print(plan(cfg, video))  # refuses, with the numbers, what does not fit
     checkpoint = out / "checkpoint.pt"
     run = {k: v for k, v in vars(args).items() if k not in ("out", "overwrite", "checkpoint_every")}
     trainer = resume_or_start(
         checkpoint, video, json.dumps(run, sort_keys=True),
-        lambda: Trainer.from_config(video, args.config, steps=args.steps, batch=args.batch, lr=args.lr,
-                                    seed=args.seed, device=args.device, compile=args.compile),
+        lambda: cfg.new_trainer(video),
         device=args.device, overwrite=args.overwrite)
     if trainer.step_count:
         print(f"resuming from step {trainer.step_count} ({checkpoint})")

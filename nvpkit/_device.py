@@ -61,3 +61,32 @@ def available_host_memory() -> int | None:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         return None
+
+
+def _status(field: str) -> int | None:
+    """A ``/proc/self/status`` memory field (``VmHWM``, ``VmRSS``) in bytes, or None."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def host_peak_memory() -> int | None:
+    """This process's peak resident memory in bytes since it started or since ``reset_host_peak``
+    (Linux; None elsewhere)."""
+    return _status("VmHWM")
+
+
+def reset_host_peak() -> bool:
+    """Restart the peak of ``host_peak_memory`` from the present resident memory (Linux: writing 5
+    to /proc/self/clear_refs); returns whether it could."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False

@@ -234,7 +234,10 @@ def load_video(source: str | Path | np.ndarray = "sample", num_frames: int | Non
                   for i in picked)
     else:
         stream = ((f"frame {i}", frame) for i, frame in itertools.islice(enumerate(frames), start, None, stride))
-    kept, first = [], None
+    # frames go straight into the clip's array when their count is known (else a list, stacked at the end)
+    count = num_frames or (len(range(start, total, stride)) if total is not None else None)
+    kept: list[np.ndarray] | np.ndarray = []
+    first, read = None, 0
     for where, frame in itertools.islice(stream, num_frames):
         frame = _as_rgb(np.asarray(frame), source)
         first = first or (where, frame.shape)
@@ -243,13 +246,20 @@ def load_video(source: str | Path | np.ndarray = "sample", num_frames: int | Non
                              f"{str(first[0])!r} is {first[1][1]}x{first[1][0]}; all frames must match")
         if crop is not None:
             frame = _crop(frame, crop, source)
-        kept.append(_downscale(frame, downscale) if downscale > 1 else np.array(frame))
+        frame = _downscale(frame, downscale) if downscale > 1 else frame
+        if count is None:
+            kept.append(np.array(frame))
+        else:
+            if read == 0:
+                kept = np.empty((count, *frame.shape), np.uint8)
+            kept[read] = frame
+        read += 1
     if hasattr(frames, "close"):
         frames.close()  # stop ffmpeg once enough frames are read
-    if len(kept) < wanted:
+    if read < wanted:
         raise ValueError(f"load_video: {source!r} ended after start={start}, stride={stride} selected "
-                         f"{len(kept)} frames, fewer than num_frames={wanted}")
-    out = np.ascontiguousarray(np.stack(kept))
+                         f"{read} frames, fewer than num_frames={wanted}")
+    out = kept[:read] if isinstance(kept, np.ndarray) else np.stack(kept)
     if min(out.shape[1:3]) < 2:
         raise ValueError(f"load_video: frames of {out.shape[2]}x{out.shape[1]} are too small (need >= 2x2)")
     return Video(out, label, float(fps or rate), str(source))

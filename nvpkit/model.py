@@ -131,6 +131,13 @@ class NVP(nn.Module):
         """RGB in [-1, 1] scale, ``[N, 3]``, at ``coords [N, 3]`` and SIREN time steps ``steps [N]``."""
         return self.decoder(steps, self.latent(coords, interpolate_time))
 
+    @classmethod
+    def seeded(cls, config: NVPConfig | str | dict, seed: int) -> "NVP":
+        """The model initialised from ``seed`` (torch's global generator is left as it was)."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return cls(config)
+
     def parameter_counts(self) -> dict[str, int]:
         """Parameter counts per part (``xy``, ``xt``, ``yt``, ``sparse``, ``decoder``, ``total``)."""
         return count_parameters(self.config)

@@ -97,20 +97,31 @@ def _adamw(params: Iterable[torch.nn.Parameter], config: TrainConfig) -> torch.o
 
 class PixelSampler:
     """Draws random pixels of a video: coords ``(t, x, y)`` in [0, 1], SIREN time steps
-    ``(i + 0.5) / T`` and targets in [-1, 1], all on ``device``."""
+    ``(i + 0.5) / T`` and targets in [-1, 1], all on ``device``.
 
-    def __init__(self, video: Video, device: torch.device, seed: int = 0):
+    On CUDA the uint8 video is copied to the device when it takes at most half the free memory
+    (``on_device=None``), else it stays in pinned host memory: each batch's pixels and indices are
+    then gathered into one of two reused pinned buffers and copied without blocking the host, so
+    the copy overlaps the previous step."""
+
+    def __init__(self, video: Video, device: torch.device, seed: int = 0, *, on_device: bool | None = None):
         frames = torch.from_numpy(video.frames)  # [T, H, W, 3] uint8
         self.shape = tuple(frames.shape[:3])
         self.device = device
         store = device
         if device.type == "cuda":
-            free, _ = torch.cuda.mem_get_info(device)
-            if frames.numel() > free // 2:  # leave room for the model: keep the video in pinned host memory
+            if on_device is None:
+                free, _ = torch.cuda.mem_get_info(device)
+                on_device = frames.numel() <= free // 2  # else leave room for the model
+            if not on_device:
                 store = torch.device("cpu")
                 frames = frames.pin_memory()
         self.frames = frames.to(store).reshape(-1, 3)  # [T*H*W, 3]
         self.generator = torch.Generator(device=store).manual_seed(seed)
+        self.pinned = store.type != device.type
+        """Whether the video stays in pinned host memory while training runs on the device."""
+        self._staging: list[tuple[torch.Tensor, torch.Tensor, torch.cuda.Event | None]] = []
+        self._slot = 0
 
     def coords(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Coords ``[N, 3]`` and time steps ``[N]`` of flat pixel indices ``index [N]``."""
@@ -122,12 +133,31 @@ class PixelSampler:
         coords = torch.stack((t / max(t_count - 1, 1), x / max(height - 1, 1), y / max(width - 1, 1)), 1)
         return coords.float(), (t.float() + 0.5) / t_count
 
+    def _staged(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Indices and pixels of a batch drawn into a reused pinned buffer, copied to the device."""
+        if not self._staging or len(self._staging[0][0]) != batch:
+            self._staging = [(torch.empty(batch, dtype=torch.long, pin_memory=True),
+                              torch.empty(batch, 3, dtype=torch.uint8, pin_memory=True), None) for _ in range(2)]
+        self._slot = 1 - self._slot
+        index, pixels, copied = self._staging[self._slot]
+        if copied is not None:
+            copied.synchronize()  # the copy that last read this buffer (two steps ago) has finished
+        torch.randint(self.frames.shape[0], (batch,), generator=self.generator, out=index)
+        torch.index_select(self.frames, 0, index, out=pixels)
+        on_device = index.to(self.device, non_blocking=True), pixels.to(self.device, non_blocking=True)
+        event = torch.cuda.Event()
+        event.record()
+        self._staging[self._slot] = (index, pixels, event)
+        return on_device
+
     def __call__(self, batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        store = self.frames.device
-        index = torch.randint(self.frames.shape[0], (batch,), generator=self.generator, device=store)
-        target = self.frames.index_select(0, index).to(self.device, non_blocking=True).float() / 127.5 - 1.0  # [N, 3]
-        coords, steps = self.coords(index.to(self.device, non_blocking=True))
-        return coords, steps, target
+        if self.pinned:
+            index, pixels = self._staged(batch)
+        else:
+            index = torch.randint(self.frames.shape[0], (batch,), generator=self.generator, device=self.device)
+            pixels = self.frames.index_select(0, index)  # [N, 3]
+        coords, steps = self.coords(index)
+        return coords, steps, pixels.float() / 127.5 - 1.0
 
 
 class Trainer:
@@ -173,10 +203,7 @@ class Trainer:
         model_config = load_config(model)
         if fit_sparse_grid:
             model_config = size_sparse_grid(model_config, video.num_frames, video.height, video.width)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed)
-            net = NVP(model_config)
-        return cls(net, video, config)
+        return cls(NVP.seeded(model_config, config.seed), video, config)
 
     # -- stepping ---------------------------------------------------------------------------------
 

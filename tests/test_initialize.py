@@ -90,3 +90,19 @@ def test_bad_init_arguments():
 def test_steps_to_reach():
     history = {"step": [10, 20, 30], "psnr": [20.0, 29.9, 31.0]}
     assert nvpkit.steps_to_reach(history, 30) == 30 and nvpkit.steps_to_reach(history, 40) is None
+
+
+@pytest.mark.parametrize("frames,size", [(5, (3, 6, 10)), (6, (6, 7, 9))])
+def test_colour_axes_streamed_frame_by_frame_equal_the_whole_clip_computation(frames, size):
+    from nvpkit.experiments.initialize import _resampled_colour_axes
+    video = nvpkit.load_video("sample", frames, downscale=8)
+    whole = torch.from_numpy(video.frames).double() / 255  # [T, H, W, 3]: the clip at once, as a reference
+    pixels = whole.reshape(-1, 3)
+    centred = pixels - pixels.mean(0)
+    _, _, basis = torch.linalg.svd(centred[:: max(1, len(centred) // 500)], full_matrices=False)
+    axes = basis * torch.where(basis[0].sum() < 0, -1.0, 1.0).double()
+    projected = (centred @ axes.T).T.reshape(3, *whole.shape[:3])  # [3, T, H, W]
+    expected = torch.nn.functional.interpolate(projected[None], size=size, mode="area")[0]
+    got = _resampled_colour_axes(video, 3, size, samples=500)
+    assert got.shape == (3, *size)
+    torch.testing.assert_close(got.double(), expected, atol=2e-5, rtol=1e-4)

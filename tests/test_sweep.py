@@ -162,3 +162,40 @@ def test_the_same_call_runs_on_an_existing_cluster(notebook, tmp_path):
         head.terminate()
         head.wait(timeout=60)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_a_bad_combination_fails_before_any_job_is_submitted(tmp_path):
+    small = dict(num_frames=4, downscale=8, steps=20, period=10)
+    with pytest.raises(ValueError, match=r"ranks\[0\]=480 is larger than mode 0 of size 4"):
+        nvpkit.sweep("tucker_guide.ipynb", {"ranks": ["2,2,2", "480,240,240"]}, tmp_path / "study", parameters=small,
+                     progress=False)
+    assert list((tmp_path / "study").iterdir()) == []  # no job ran, none was submitted
+
+
+def seeded(record, seed, video):
+    """``record`` as the run of one seed of one video."""
+    record.results.config["seed"] = seed
+    record.results.video["name"] = video
+    record.parameters.update(seed=seed, dataset=video)
+    return record
+
+
+def test_a_seed_axis_is_aggregated_to_one_row_per_video_and_arm(tmp_path):
+    records = [seeded(fake_record(f"{v}{s}", "hevc", 10, 30.0 + s, gain, bd), s, v)
+               for v in ("jockey", "beauty") for s, gain, bd in ((0, 0.5, -4.0), (1, 0.3, -2.0))]
+    rows = nvpkit.sweep_table(records)
+    assert [(r["video"], r["arm"], r["n"]) for r in rows] == [
+        ("jockey", "no guidance", 2), ("jockey", "hevc guidance", 2), ("beauty", "no guidance", 2),
+        ("beauty", "hevc guidance", 2)]
+    guided = rows[1]
+    assert guided["psnr"] == pytest.approx((30.5 + 31.3) / 2) and guided["delta_psnr"] == pytest.approx(0.4)
+    assert guided["delta_psnr_std"] == pytest.approx(0.2 / 2 ** 0.5)  # the sample std of 0.5 and 0.3
+    assert guided["bd_rate"] == -3.0 and rows[0]["delta_psnr_low"] == rows[0]["delta_psnr_high"] == 0.0
+    assert "seed" not in guided and "| seeds |" in nvpkit.format_sweep_table(rows)
+    rd = rd_by_video(records)["jockey"]
+    bands = [t for t in rd.data if t.fill == "toself"]
+    assert len(bands) == 2 and {t.name.split(" (")[0] for t in rd.data if t.fill != "toself"} == {
+        "no guidance", "hevc guidance"}
+    mean = [t for t in bd_by_video(records).data if t.name == "jockey"][0]
+    assert list(mean.y) == [-3.0] and list(mean.error_y.array) == pytest.approx([2 ** 0.5])
+    assert set(nvpkit.save_figures(records, tmp_path)) == {"rd_jockey", "rd_beauty", "bd_rate", "psnr_by_step"}

@@ -121,6 +121,21 @@ def test_sampler_coords_and_targets_agree(tiny_video):
     assert coords.min() >= 0 and coords.max() <= 1
 
 
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_pinned_sampler_reuses_its_buffers_and_draws_the_right_pixels(tiny_video):
+    sampler = PixelSampler(tiny_video, torch.device("cuda"), seed=3, on_device=False)
+    assert sampler.pinned and sampler.frames.is_pinned()
+    pointers = []
+    for _ in range(6):
+        coords, steps, target = sampler(500)
+        pointers.append(sampler._staging[sampler._slot][1].data_ptr())
+        t, x, y = (torch.round(coords[:, i] * (n - 1)).long().cpu() for i, n in enumerate(sampler.shape))
+        expected = torch.from_numpy(tiny_video.frames)[t, x, y].float() / 127.5 - 1
+        torch.testing.assert_close(target.cpu(), expected)
+    assert len(set(pointers)) == 2  # two buffers, alternating, never a fresh one
+
+
 @pytest.mark.parametrize("field,value,match", [
     ("batch", 0, "batch=0 is not allowed"), ("steps", -1, "steps=-1 is not allowed"),
     ("lr", 0.0, "lr=0.0 is not allowed"), ("steps", 2.5, "steps=2.5 is not allowed"), ("device", "tpu", "device='tpu'"), ("lr_min", 1.0, "lr_min"),
@@ -143,7 +158,7 @@ def test_cuda_training_matches_cpu_closely(tiny_video):
     cpu, gpu = make(tiny_video, steps=20), make(tiny_video, steps=20, device="cuda")
     cpu.train(progress=False)
     gpu.train(progress=False)
-    assert gpu.sampler.frames.is_cuda
+    assert gpu.sampler.frames.is_cuda and not gpu.sampler.pinned
     assert math.isclose(cpu.history["psnr"][-1], gpu.history["psnr"][-1], abs_tol=1.0)
 
 

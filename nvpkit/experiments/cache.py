@@ -18,9 +18,9 @@ from ..provenance import code_version
 from ..train import CHECKPOINT_FORMAT, Trainer
 from .config import GuideConfig
 
-__all__ = ["video_key", "arm_key", "BASELINE_KEYS", "GUIDED_KEYS", "baseline"]
+__all__ = ["video_key", "arm_key", "BASELINE_KEYS", "GUIDED_KEYS", "baseline", "baseline_path"]
 
-BASELINE_KEYS = ("config", "steps", "batch", "lr", "seed", "log_every")
+BASELINE_KEYS = ("config", "steps", "batch", "lr", "seed", "log_every", "compile")
 """The config fields that determine the no-guidance arm."""
 GUIDED_KEYS = (*BASELINE_KEYS, "period", "compressor", "settings", "mode", "reset_optimizer", "probe_pixels")
 """The config fields that determine the guided arm."""
@@ -43,6 +43,11 @@ def arm_key(cfg: GuideConfig, video: Video, names: Iterable[str]) -> str:
     return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:20]
 
 
+def baseline_path(cfg: GuideConfig, video: Video) -> Path:
+    """Where the no-guidance arm of ``cfg`` on ``video`` is cached."""
+    return Path(cfg.cache_dir) / f"baseline-{arm_key(cfg, video, BASELINE_KEYS)}.pt"
+
+
 def _cached_arm(path: Path, video: Video, cfg: GuideConfig) -> Trainer | None:
     """The cached arm at ``path`` if it exists and ran all ``cfg.steps``."""
     if not path.exists():
@@ -59,8 +64,8 @@ def baseline(cfg: GuideConfig, video: Video, label: str, out: Path,
     a kill), moved to the cache only when finished. Runs in parallel train it once: a claim next
     to the cache file names the run training it, and the others return None (``wait=False``, so
     they can train their guided arm meanwhile) or wait for it, taking it over if that run dies."""
-    key = arm_key(cfg, video, BASELINE_KEYS)
-    path = Path(cfg.cache_dir) / f"baseline-{key}.pt"
+    path = baseline_path(cfg, video)
+    key = path.stem.removeprefix("baseline-")
     claim = Claim(path.with_name(f"baseline-{key}.lock"))
     waiting = False
     while True:

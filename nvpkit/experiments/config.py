@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from .._checks import check_choice, check_int
 from ..compress import COMPRESSORS, Compressor, Tucker, make_compressor, preset_settings
 from ..compress.rd import check_anchor
+from ..config import NVPConfig, load_config, size_sparse_grid
 from ..data import Video, load_video
 from ..parts import GRIDS, check_parts
 from ..train import TrainConfig, Trainer
@@ -23,7 +25,7 @@ from .guidance import MODES
 from .initialize import MAPPINGS
 from .params import parse_fields, parse_list, parse_setting
 
-__all__ = ["ExperimentConfig", "GuideConfig", "InitConfig"]
+__all__ = ["ExperimentConfig", "GuideConfig", "InitConfig", "NOTEBOOK_CONFIGS"]
 
 
 @dataclass(frozen=True)
@@ -46,8 +48,14 @@ class ExperimentConfig:
     """Peak AdamW learning rate (cosine decay to 1e-5)."""
     seed: int = 0
     """Seeds the model initialisation and the pixel sampler of every arm."""
+    seeds: tuple = ()
+    """Seeds to repeat the experiment with (e.g. (0, 1, 2)): every arm is trained once per seed, each
+    seed's run in ``out_dir/seed-<s>``, and the tables give mean, spread and paired differences over
+    seeds; empty: ``seed`` alone, in ``out_dir``."""
     device: str = "auto"
     """'auto', 'cpu', 'cuda' or 'cuda:N'."""
+    compile: bool = False
+    """Run the decoder through ``torch.compile`` (see ``TrainConfig.compile``)."""
     log_every: int = 250
     """Steps between logged loss points."""
     out_dir: str = "runs/experiment"
@@ -58,12 +66,25 @@ class ExperimentConfig:
     def __post_init__(self) -> None:
         for name in ("num_frames", "downscale"):
             check_int(type(self).__name__, name, getattr(self, name), 1)
+        if not isinstance(self.seeds, tuple) or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"{type(self).__name__}: seeds={self.seeds!r} is not allowed; give distinct ints, "
+                             "e.g. (0, 1, 2)")
+        for seed in self.seeds:
+            check_int(type(self).__name__, "seeds", seed)
         self.train_config()  # the schedule and the device, validated now
+
+    def seed_list(self) -> tuple[int, ...]:
+        """The seeds the experiment runs: ``seeds``, or ``seed`` alone."""
+        return tuple(self.seeds) or (self.seed,)
+
+    def for_seed(self, seed: int):
+        """This config for one seed of ``seeds``: that ``seed``, out_dir ``out_dir/seed-<seed>``."""
+        return replace(self, seed=seed, seeds=(), out_dir=str(Path(self.out_dir) / f"seed-{seed}"))
 
     def train_config(self) -> TrainConfig:
         """The training settings of every arm."""
         return TrainConfig(steps=self.steps, batch=self.batch, lr=self.lr, seed=self.seed, device=self.device,
-                           log_every=self.log_every)
+                           log_every=self.log_every, compile=self.compile)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any], **overrides: Any):
@@ -78,6 +99,10 @@ class ExperimentConfig:
 
     def load_video(self) -> Video:
         return load_video(self.dataset, self.num_frames, downscale=self.downscale)
+
+    def model_config(self, video: Video) -> NVPConfig:
+        """The model of ``config`` with its sparse grid sized to ``video`` (what every arm trains)."""
+        return size_sparse_grid(load_config(self.config), video.num_frames, video.height, video.width)
 
     def new_trainer(self, video: Video) -> Trainer:
         """A fresh trainer of this config's model and schedule (the model seeded by ``seed``)."""
@@ -207,6 +232,8 @@ class InitConfig(ExperimentConfig):
         if not self.lam >= 0 or not self.scale > 0:
             raise ValueError(f"InitConfig: lam must be >= 0 and scale > 0, got lam={self.lam!r}, scale={self.scale!r}")
         check_parts("InitConfig.pull_grids", self.pull_grids, GRIDS)
+        if not self.pull_grids:
+            raise ValueError(f"InitConfig: pull_grids={self.pull_grids!r} is empty; name some of {list(GRIDS)}")
         Tucker(ranks=tuple(self.ranks))  # validates the ranks now
 
     def arms(self) -> list[tuple[str, str | None, bool]]:
@@ -220,3 +247,8 @@ class InitConfig(ExperimentConfig):
 
     def arm_names(self) -> list[str]:
         return [name for name, _, _ in self.arms()]
+
+
+NOTEBOOK_CONFIGS: dict[str, type[ExperimentConfig]] = {
+    "codec_guide": GuideConfig, "tucker_guide": GuideConfig, "tucker_init": InitConfig}
+"""The config each of nvpkit's experiment notebooks builds from its parameters, by notebook name."""

@@ -33,16 +33,44 @@ __all__ = ["tucker_init", "PullToInit", "MAPPINGS", "steps_to_reach"]
 MAPPINGS = ("sparse", "all")
 
 
-def _colour_axes(video: Video, count: int, device: torch.device) -> torch.Tensor:
-    """The video projected on its first ``count`` principal colour axes, ``[count, T, H, W]``."""
-    frames = torch.from_numpy(video.frames).to(device).float() / 255  # [T, H, W, 3]
-    pixels = frames.reshape(-1, 3)
-    centred = pixels - pixels.mean(0)
-    _, _, basis = torch.linalg.svd(centred[:: max(1, len(centred) // 200_000)], full_matrices=False)  # [3, 3]
+def _time_bins(frames: int, size: int) -> list[range]:
+    """The frames each of ``size`` bins averages (``adaptive_avg_pool1d``'s bins: they may overlap)."""
+    return [range(i * frames // size, -(-(i + 1) * frames // size)) for i in range(size)]
+
+
+def _resampled_colour_axes(video: Video, count: int, size: tuple[int, int, int],
+                           samples: int = 200_000) -> torch.Tensor:
+    """The video projected on its first ``count`` principal colour axes and area-resampled to
+    ``size = (t, x, y)``: ``[count, t, x, y]``, computed frame by frame (working memory: one float
+    frame and the resampled grid). The axes come from an SVD of a strided sample of about
+    ``samples`` centred pixels; projection and area averaging are both linear, so each frame is
+    averaged first and projected at the end."""
+    t_res, x_res, y_res = size
+    t_count, height, width = video.frames.shape[:3]
+    step = max(1, t_count * height * width // samples)
+    pooled = torch.zeros(t_res, 3, x_res, y_res)  # sums over each bin's frames
+    total = torch.zeros(3, dtype=torch.float64)
+    sample = []
+    bins_of = [[] for _ in range(t_count)]
+    for i, frames in enumerate(_time_bins(t_count, t_res)):
+        for t in frames:
+            bins_of[t].append(i)
+    for t, frame in enumerate(video.frames):
+        rgb = torch.from_numpy(frame).float().div_(255).permute(2, 0, 1)  # [H, W, 3] -> [3, H, W]
+        total += rgb.sum((1, 2), dtype=torch.float64)
+        first = -t * height * width % step  # this frame's pixels at multiples of ``step`` in the whole clip
+        sample.append(rgb.reshape(3, -1)[:, first::step].T.contiguous())  # [n, 3], not a view of the frame
+        area = F.adaptive_avg_pool2d(rgb[None], (x_res, y_res))[0]  # [3, X, Y]
+        for i in bins_of[t]:
+            pooled[i] += area
+    pooled /= torch.tensor([len(b) for b in _time_bins(t_count, t_res)]).float()[:, None, None, None]
+    mean = (total / (t_count * height * width)).float()
+    _, _, basis = torch.linalg.svd(torch.cat(sample) - mean, full_matrices=False)  # [3, 3]
     axes = basis[: min(count, 3)]
     if axes[0].sum() < 0:  # orient the first axis like luma
         axes = -axes
-    projected = (centred @ axes.T).T.reshape(len(axes), *frames.shape[:3])  # [c, T, H, W]
+    centred = pooled - mean[None, :, None, None]  # [T, 3, X, Y]
+    projected = torch.einsum("ck,tkxy->ctxy", axes, centred)  # [c, T, X, Y]
     if count > 3:  # more channels than colours: repeat the axes
         projected = projected.repeat((count + 2) // 3, 1, 1, 1)[:count]
     return projected
@@ -64,8 +92,7 @@ def tucker_init(model: NVP, video: Video, ranks: tuple[int | float, ...] = (0.8,
     device = next(model.parameters()).device
     t_res, x_res, y_res, channels = model.config.sparse.shape
     resolved = Tucker(ranks=tuple(ranks)).ranks_for((t_res, x_res, y_res))
-    video_axes = _colour_axes(video, channels, device)  # [C, T, H, W]
-    grid = F.interpolate(video_axes[None], size=(t_res, x_res, y_res), mode="area")[0]  # [C, Tr, Xr, Yr]
+    grid = _resampled_colour_axes(video, channels, (t_res, x_res, y_res)).to(device)  # [C, Tr, Xr, Yr]
     low_rank = torch.stack([tucker_to_tensor(*hooi(c, resolved, n_iter=n_iter)) for c in grid])
     with torch.no_grad():
         model.sparse.embeddings.copy_(_standardise(low_rank, scale).permute(1, 2, 3, 0))  # [C,T,X,Y] -> [T,X,Y,C]

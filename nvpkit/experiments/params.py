@@ -63,8 +63,8 @@ def _coerce(owner: str, name: str, kind: Any, value: Any) -> Any:
         if isinstance(parsed, bool) or not isinstance(parsed, (int, float)):
             raise ValueError(f"{where} is not allowed; use a number")
         return float(parsed)
-    if kind is tuple:
-        return parse_list(value, f"{owner}.{name}")
+    if kind is tuple:  # an empty string is the empty tuple ("anchor_crfs": no anchor)
+        return () if isinstance(value, str) and not value.strip() else parse_list(value, f"{owner}.{name}")
     if kind is str and not isinstance(value, str):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"{where} is not allowed; use a string")

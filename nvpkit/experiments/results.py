@@ -51,12 +51,20 @@ class Results:
     """Seconds of it spent drawing the live plot."""
     provenance: dict = field(default_factory=dict)
     """Code (nvpkit version, git commit, source hash, torch), Python and device."""
+    runs: list = field(default_factory=list)
+    """With several seeds: every seed's results, whole (as in its ``seed-<s>/results.json``); ``table``
+    and ``events`` are then their rows tagged with ``seed``, ``arms`` named ``"<arm> · seed <s>"``,
+    and what is aggregated over seeds is computed from these, never stored alone."""
     trainers: dict = field(default_factory=dict, repr=False, compare=False)
     """The arms' trainers (in memory only, not saved)."""
     decoded: dict = field(default_factory=dict, repr=False, compare=False)
     """The arms' models after the final compression, as a decoder rebuilds them (in memory only)."""
     clip: Any = field(default=None, repr=False, compare=False)
     """The video the arms were trained on (in memory only)."""
+
+    def per_seed(self) -> list["Results"]:
+        """One ``Results`` per seed: those of ``runs``, or these results themselves (one seed)."""
+        return [Results(**{k: v for k, v in run.items() if k in _SAVED}) for run in self.runs] or [self]
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _MEMORY_ONLY}

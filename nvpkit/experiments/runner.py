@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -28,7 +29,9 @@ from .cache import GUIDED_KEYS, arm_key, baseline, video_key
 from .config import ExperimentConfig, GuideConfig, InitConfig
 from .guidance import Guidance
 from .initialize import PullToInit, steps_to_reach, tucker_init
+from .planning import check
 from .results import Results
+from .seeds import seed_label
 
 __all__ = ["Monitor", "train_arm", "run_experiment", "run_init_experiment"]
 
@@ -87,26 +90,53 @@ def _video_record(video: Video) -> dict[str, Any]:
 
 def run_experiment(cfg: GuideConfig, live: Monitor | None = None) -> Results:
     """Train the no-guidance and guided arms, compress both with the final compressor, evaluate
-    every frame, sweep both, and write ``results.json`` into ``cfg.out_dir``. The results hold the
-    two trainers in memory (``results.trainers``)."""
-    out = check_out_dir(cfg.out_dir, cfg.to_dict(), cfg.overwrite)
+    every frame, sweep both, and write ``results.json`` into ``cfg.out_dir``. Everything is checked
+    first (``check``), the plain-codec anchor measured once. With several ``seeds`` each seed runs
+    in ``out_dir/seed-<s>`` (its own results.json) and the results keep every seed's
+    (``Results.runs``; ``table`` has a row per seed and arm). The results hold the arms' trainers and
+    decoded models in memory (with several seeds: the first seed's decoded models only)."""
+    check_out_dir(cfg.out_dir, cfg.to_dict(), cfg.overwrite)
     video = cfg.load_video()
+    check(cfg, video)  # memory, ranks, encoder options: before the first step, not at the first event
+    started = time.perf_counter()
+    anchor_settings = cfg.anchor()
+    anchor = video_anchor(video, **anchor_settings, crfs=cfg.anchor_crfs, progress=False) if cfg.anchor_crfs else []
+    if not cfg.seeds:
+        results = _guided(cfg, video, live, anchor, anchor_settings, lambda arm: arm)
+    else:
+        runs = []
+        for seed in cfg.seeds:
+            one = cfg.for_seed(seed)
+            check_out_dir(one.out_dir, one.to_dict(), cfg.overwrite)
+            runs.append(_guided(one, video, live, anchor, anchor_settings, partial(seed_label, seed=seed)))
+            if len(runs) > 1:
+                runs[-1].trainers, runs[-1].decoded = {}, {}  # memory: one seed's arms at a time
+        results = _combine(cfg, runs, anchor=anchor, anchor_settings=anchor_settings)
+    results.seconds = time.perf_counter() - started
+    results.save()
+    return results
+
+
+def _guided(cfg: GuideConfig, video: Video, live: Monitor | None, anchor: list, anchor_settings: dict,
+            label: Callable[[str], str]) -> Results:
+    """One seed of ``run_experiment`` into ``cfg.out_dir``; ``label`` names an arm for ``live``."""
+    out = Path(cfg.out_dir)
     base_name, guided_name = cfg.arm_names()
     started = time.perf_counter()
 
     def train_baseline(path: Path, key: str, heartbeat: Callable[[Trainer], Any]) -> Trainer:
-        return train_arm(cfg, video, base_name, live=live, checkpoint=Checkpoint(path, cfg.checkpoint_every),
-                         key=key, heartbeat=heartbeat)
+        return train_arm(cfg, video, label(base_name), live=live,
+                         checkpoint=Checkpoint(path, cfg.checkpoint_every), key=key, heartbeat=heartbeat)
 
-    found = baseline(cfg, video, base_name, out, train_baseline, wait=False)  # None: another run trains it
+    found = baseline(cfg, video, label(base_name), out, train_baseline, wait=False)  # None: another run trains it
     guidance = Guidance(cfg.final_compressor(), cfg.period, video, mode=cfg.mode,
                         reset_optimizer=cfg.reset_optimizer, probe_pixels=cfg.probe_pixels, seed=cfg.seed)
-    guided = train_arm(cfg, video, guided_name, live=live, guidance=guidance,
+    guided = train_arm(cfg, video, label(guided_name), live=live, guidance=guidance,
                        checkpoint=Checkpoint(out / "guided.pt", cfg.checkpoint_every),
                        key=arm_key(cfg, video, GUIDED_KEYS))
-    base, base_path = found or baseline(cfg, video, base_name, out, train_baseline, wait=True)
+    base, base_path = found or baseline(cfg, video, label(base_name), out, train_baseline, wait=True)
     if live is not None:
-        live.update(base_name, base.history)
+        live.update(label(base_name), base.history)
 
     arms = {base_name: base, guided_name: guided}
     final, curves, decoded = {}, {}, {}
@@ -121,8 +151,6 @@ def run_experiment(cfg: GuideConfig, live: Monitor | None = None) -> Results:
         if cfg.sweep:
             settings = {json.dumps(o, sort_keys=True): cfg.final_compressor(**o) for o in cfg.sweep}
             curves[name] = rd_sweep(trainer.model, video, settings, progress=False)
-    anchor_settings = cfg.anchor()
-    anchor = video_anchor(video, **anchor_settings, crfs=cfg.anchor_crfs, progress=False) if cfg.anchor_crfs else []
     first = final[base_name]
     table = [{"method": name, "bpp": f["bpp"], "psnr": f["psnr"], "psnr_float": f["psnr_float"],
               "yuv_psnr": f["yuv_psnr"], "delta_bpp": f["bpp"] - first["bpp"], "delta_psnr": f["psnr"] - first["psnr"]}
@@ -140,11 +168,45 @@ def run_experiment(cfg: GuideConfig, live: Monitor | None = None) -> Results:
     return results
 
 
+def _combine(cfg: ExperimentConfig, runs: list[Results], **shared: Any) -> Results:
+    """The results of every seed as one: their rows tagged with the seed, each seed's results kept
+    whole in ``runs``, the first seed's decoded models in memory."""
+    first = runs[0]
+    return Results(
+        kind=first.kind, config=cfg.to_dict(), video=first.video,
+        arms={seed_label(arm, r.config["seed"]): a for r in runs for arm, a in r.arms.items()},
+        table=[{"seed": r.config["seed"], **row} for r in runs for row in r.table],
+        events=[{"seed": r.config["seed"], **e} for r in runs for e in r.events],
+        metrics=dict(METRICS), runs=[r.to_dict() for r in runs], plot_seconds=runs[-1].plot_seconds,
+        provenance=first.provenance, decoded=first.decoded, clip=first.clip, **shared)
+
+
 def run_init_experiment(cfg: InitConfig, live: Monitor | None = None) -> Results:
     """Train the arms (``cfg.arms()``) with the same seed, steps and batch, evaluate every frame,
-    compress each with Tucker at ``cfg.ranks``, and write ``results.json`` into ``cfg.out_dir``."""
+    compress each with Tucker at ``cfg.ranks``, and write ``results.json`` into ``cfg.out_dir``
+    (with several ``seeds``: every seed's arms, each seed in ``out_dir/seed-<s>``, as in
+    ``run_experiment``)."""
     check_out_dir(cfg.out_dir, cfg.to_dict(), cfg.overwrite)
     video = cfg.load_video()
+    check(cfg, video)
+    started = time.perf_counter()
+    if not cfg.seeds:
+        results = _init(cfg, video, live, lambda arm: arm)
+    else:
+        runs = []
+        for seed in cfg.seeds:
+            one = cfg.for_seed(seed)
+            check_out_dir(one.out_dir, one.to_dict(), cfg.overwrite)
+            runs.append(_init(one, video, live, partial(seed_label, seed=seed)))
+            runs[-1].trainers = {}  # memory: one seed's arms at a time
+        results = _combine(cfg, runs)
+    results.seconds = time.perf_counter() - started
+    results.save()
+    return results
+
+
+def _init(cfg: InitConfig, video: Video, live: Monitor | None, label: Callable[[str], str]) -> Results:
+    """One seed of ``run_init_experiment`` into ``cfg.out_dir``."""
     started = time.perf_counter()
     arms, rows = {}, []
     for name, mapping, pull in cfg.arms():
@@ -155,7 +217,7 @@ def run_init_experiment(cfg: InitConfig, live: Monitor | None = None) -> Results
             if pull:
                 trainer.regularizer = PullToInit(init, cfg.lam, tuple(cfg.pull_grids), cfg.steps if cfg.decay else None)
 
-        trainer = train_arm(cfg, video, name, live=live, prepare=prepare)
+        trainer = train_arm(cfg, video, label(name), live=live, prepare=prepare)
         compressed = make_compressor("tucker", ranks=tuple(cfg.ranks)).roundtrip(trainer.model)
         rows.append({"arm": name, "steps_to_level": steps_to_reach(trainer.history, cfg.psnr_level),
                      "psnr": evaluate(trainer.model, video, ms_ssim=False, progress=False).psnr,

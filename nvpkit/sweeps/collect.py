@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..experiments import Results
+from ..experiments import Results, aggregate, interval
 
-__all__ = ["RECORD", "Record", "collect", "sweep_table", "varying_keys", "varying", "video_name", "setting_label"]
+__all__ = ["RECORD", "Record", "collect", "seed_rows", "sweep_table", "SEED_KEYS", "NUMBERS", "varying_keys", "varying", "video_name", "setting_label"]
 
 RECORD = "sweep.json"
 """The file a finished job leaves in its folder: notebook, parameters, attempts, seconds, host."""
@@ -54,24 +54,52 @@ def varying(records: list[Record]) -> list[str]:
     return sorted(varying_keys([r.parameters for r in records], exclude=("out_dir", "dataset")))
 
 
-def sweep_table(records: list[Record]) -> list[dict[str, Any]]:
-    """One row per combination and arm of guided-training results (other results are left out): the varying parameters, video,
-    arm, bpp, PSNR, deltas to the no-guidance arm, BD-rate and BD-PSNR (guided rows), train time.
-    ``pandas.DataFrame(rows)`` makes it a frame."""
-    keys = varying(records)
+SEED_KEYS = ("seed", "seeds")
+"""Parameters that choose seeds: a sweep aggregates over them instead of listing them."""
+NUMBERS = ("bpp", "psnr", "psnr_float", "yuv_psnr", "delta_bpp", "delta_psnr", "bd_rate", "bd_psnr", "train_seconds")
+"""The numbers of a sweep table's rows."""
+
+
+def seed_rows(records: list[Record]) -> list[dict[str, Any]]:
+    """One row per combination, seed and arm of guided-training results (other results are left
+    out): the varying parameters but the seeds, video, arm, seed, ``NUMBERS`` (BD on guided rows)."""
+    keys = [k for k in varying(records) if k not in SEED_KEYS]
     rows = []
     for record in records:
-        results = record.results
-        if results.kind != "guide":
+        if record.results.kind != "guide":
             continue
-        for i, row in enumerate(results.table):
-            guided = i > 0
-            rows.append({**{k: record.parameters.get(k) for k in keys}, "video": video_name(record),
-                         "arm": row["method"], "bpp": row["bpp"], "psnr": row["psnr"],
-                         "psnr_float": row.get("psnr_float"), "yuv_psnr": row.get("yuv_psnr"),
-                         "delta_bpp": row["delta_bpp"], "delta_psnr": row["delta_psnr"],
-                         "bd_rate": results.bd.get("bd_rate") if guided else None,
-                         "bd_psnr": results.bd.get("bd_psnr") if guided else None,
-                         "train_seconds": results.arms.get(row["method"], {}).get("train_seconds"),
-                         "name": record.name})
+        for run in record.results.per_seed():
+            for i, row in enumerate(run.table):
+                guided = i > 0
+                rows.append({**{k: record.parameters.get(k) for k in keys}, "video": video_name(record),
+                             "arm": row["method"], "seed": run.config.get("seed"), "bpp": row["bpp"],
+                             "psnr": row["psnr"], "psnr_float": row.get("psnr_float"),
+                             "yuv_psnr": row.get("yuv_psnr"), "delta_bpp": row["delta_bpp"],
+                             "delta_psnr": row["delta_psnr"],
+                             "bd_rate": run.bd.get("bd_rate") if guided else None,
+                             "bd_psnr": run.bd.get("bd_psnr") if guided else None,
+                             "train_seconds": run.arms.get(row["method"], {}).get("train_seconds"),
+                             "name": record.name})
     return rows
+
+
+def sweep_table(records: list[Record]) -> list[dict[str, Any]]:
+    """The comparison a paper needs, from a sweep's records: one row per combination and arm (the
+    varying parameters, video, arm, bpp, PSNR, deltas to the no-guidance arm of the same seed,
+    BD-rate and BD-PSNR on guided rows, train time). When the seeds vary (a ``seed`` axis, or
+    experiments run over several ``seeds``), one row per video, arm and other parameters instead:
+    every number's mean and ``<number>_std`` over the seeds, ``n``, and the 95% interval of the
+    paired ΔPSNR and Δbpp (``delta_psnr_low``/``_high``, ``delta_bpp_low``/``_high``).
+    ``pandas.DataFrame(rows)`` makes it a frame."""
+    rows = seed_rows(records)
+    if len({r["seed"] for r in rows}) < 2:
+        return [{k: v for k, v in r.items() if k != "seed"} for r in rows]
+    by = [k for k in rows[0] if k not in (*NUMBERS, "seed", "name")]
+    out = []
+    for row in aggregate(rows, by, NUMBERS):
+        group = [r for r in rows if all(r[k] == row[k] for k in by)]
+        for name in ("delta_bpp", "delta_psnr"):
+            found = interval(r[name] for r in group)
+            row[f"{name}_low"], row[f"{name}_high"] = found["low"], found["high"]
+        out.append(row)
+    return out

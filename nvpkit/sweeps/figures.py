@@ -10,8 +10,9 @@ from typing import Any
 import plotly.graph_objects as go
 
 from ..compress import anchor_label
-from ..viz import COLOURS, save_figure
-from .collect import Record, setting_label, varying, video_name
+from ..experiments import Results, mean_curve, summary
+from ..viz import COLOURS, add_band, save_figure
+from .collect import SEED_KEYS, Record, setting_label, varying, video_name
 
 __all__ = ["rd_by_video", "bd_by_video", "psnr_by_step", "save_figures"]
 
@@ -32,9 +33,36 @@ def _first_arm_labels(records: list[Record], curve) -> dict[str, str]:
     return labels
 
 
+def _mean_records(records: list[Record]) -> list[Record]:
+    """Records that differ only in their seeds (and every seed of a record run over several) as one
+    record per combination: its RD curves the mean over seeds with their spread (``mean_curve``), its
+    BD-rate the mean (``bd_rate_std`` beside it). A combination of one seed stays as it is."""
+    groups: dict[str, list[Record]] = {}
+    for record in records:
+        params = {k: v for k, v in record.parameters.items() if k not in (*SEED_KEYS, "out_dir")}
+        groups.setdefault(json.dumps(params, sort_keys=True, default=str), []).append(record)
+    out = []
+    for group in groups.values():
+        runs = [run for record in group for run in record.results.per_seed()]
+        if len(runs) == 1:
+            out.append(group[0])
+            continue
+        first = runs[0]
+        rd = {arm: mean_curve([run.rd[arm] for run in runs]) for arm in first.rd} if all(r.rd for r in runs) else {}
+        bd = summary(run.bd.get("bd_rate") for run in runs)
+        results = Results(first.kind, first.config, first.video, first.arms, first.table, rd=rd,
+                          bd={"bd_rate": bd["mean"], "bd_rate_std": bd["std"]} if bd["n"] else {},
+                          anchor=first.anchor, anchor_settings=first.anchor_settings)
+        params = {k: v for k, v in group[0].parameters.items() if k not in SEED_KEYS}
+        out.append(Record(group[0].name, params, results))
+    return out
+
+
 def rd_by_video(records: list[Record]) -> dict[str, go.Figure]:
     """Per video, the RD curves of the final compressor: the no-guidance arm (once per distinct
-    curve), each guided setting, and the x265 anchor when measured."""
+    curve), each guided setting, and the x265 anchor when measured; over several seeds each curve
+    is the mean with a band of ± one standard deviation."""
+    records = _mean_records(records)
     keys = varying(records)
     figures: dict[str, go.Figure] = {}
     by_video: dict[str, list[Record]] = {}
@@ -53,9 +81,10 @@ def rd_by_video(records: list[Record]) -> dict[str, go.Figure]:
                     continue
                 label = baselines[record.name] if i == 0 else f"{arm} ({setting_label(record, keys)})"
                 points = sorted(points, key=lambda p: p["bpp"])
+                colour = COLOURS[len([t for t in fig.data if t.fill != "toself"]) % len(COLOURS)]
+                add_band(fig, points, "psnr", colour, label)
                 fig.add_scatter(x=[p["bpp"] for p in points], y=[p["psnr"] for p in points], mode="lines+markers",
-                                name=label, line=dict(color=COLOURS[len(fig.data) % len(COLOURS)],
-                                                      dash="dash" if i == 0 else "solid"))
+                                name=label, line=dict(color=colour, dash="dash" if i == 0 else "solid"))
         measured = next((r.results for r in group if r.results.anchor), None)
         if measured is not None:
             points = sorted(measured.anchor, key=lambda p: p["bpp"])
@@ -66,22 +95,28 @@ def rd_by_video(records: list[Record]) -> dict[str, go.Figure]:
 
 
 def bd_by_video(records: list[Record]) -> go.Figure:
-    """BD-rate of each guided setting against no guidance, one marker per video, and the mean over
-    the videos where it could be measured (lower is better)."""
+    """BD-rate of each guided setting against no guidance, one marker per video (over several seeds
+    their mean, with ± one standard deviation), and the mean over the videos where it could be
+    measured (lower is better)."""
+    records = _mean_records(records)
     keys = varying(records)
     by_setting: dict[str, dict[str, float]] = {}
+    spread: dict[tuple[str, str], float | None] = {}
     for record in records:
         value = record.results.bd.get("bd_rate")
         if value is not None:
             by_setting.setdefault(setting_label(record, keys), {})[video_name(record)] = value
+            spread[setting_label(record, keys), video_name(record)] = record.results.bd.get("bd_rate_std")
     fig = go.Figure(layout=dict(title="BD-rate of guidance against no guidance", template="plotly_white",
                                 xaxis_title="setting", yaxis_title="BD-rate (%)"))
     videos = sorted({v for values in by_setting.values() for v in values})
     settings = sorted(by_setting)
     for i, video in enumerate(videos):
         xs = [s for s in settings if video in by_setting[s]]
+        errors = [spread[s, video] for s in xs]
         fig.add_scatter(x=xs, y=[by_setting[s][video] for s in xs], mode="markers", name=video,
-                        marker=dict(color=COLOURS[i % len(COLOURS)], size=9))
+                        marker=dict(color=COLOURS[i % len(COLOURS)], size=9),
+                        error_y=dict(array=[e or 0 for e in errors], visible=any(e is not None for e in errors)))
     if settings:
         means = [sum(by_setting[s].values()) / len(by_setting[s]) for s in settings]
         fig.add_scatter(x=settings, y=means, mode="lines+markers", name="mean over videos",

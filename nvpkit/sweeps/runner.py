@@ -17,6 +17,7 @@ figures (``figures.py``) turn guided-training results into the comparison a pape
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import itertools
 import json
@@ -33,7 +34,7 @@ import papermill
 from .._progress import progress_bar
 from .._checks import check_int
 from .._files import write_json
-from ..experiments import parse_list
+from ..experiments import NOTEBOOK_CONFIGS, check_all, parse_list
 from .collect import RECORD, collect, sweep_table, varying_keys
 
 __all__ = ["sweep", "parse_grid", "combinations"]
@@ -81,6 +82,28 @@ def _finished(folder: Path, notebook: str, parameters: dict[str, Any]) -> bool:
     except (OSError, json.JSONDecodeError):
         return False
     return saved.get("parameters") == json.loads(json.dumps(parameters)) and saved.get("notebook") == notebook
+
+
+def _check_jobs(notebook: str, known: dict[str, dict], jobs: list[dict[str, Any]]) -> None:
+    """Every job of one of nvpkit's experiment notebooks, checked here before any is submitted:
+    its config built from the notebook's defaults and the job's parameters, then ``check_all``
+    (on the CPU, without the memory check: the workers' machines may differ)."""
+    cls = NOTEBOOK_CONFIGS.get(notebook)
+    if cls is None or not jobs:
+        return
+    defaults = {}
+    for name, info in known.items():
+        try:
+            defaults[name] = ast.literal_eval(info["default"])
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            pass  # not a literal: the notebook computes it
+    configs = []
+    for params in jobs:
+        try:
+            configs.append(cls.from_params({**defaults, **params}, device="cpu"))
+        except ValueError as err:
+            raise ValueError(f"sweep: the job {params!r} of {notebook}: {err}") from None
+    check_all(configs)
 
 
 def _execute(notebook: str, output: str, parameters: dict[str, Any], cwd: str, threads: int) -> dict[str, Any]:
@@ -145,6 +168,7 @@ def sweep(notebook: str | os.PathLike, grid: dict[str, Iterable] | list[dict[str
         folder = root / _name(params, varying)
         jobs[folder.name] = (folder, {**derived, **params, "out_dir": str(folder)})
     skipped = [n for n, (folder, params) in jobs.items() if _finished(folder, notebook, params)]
+    _check_jobs(path.stem, known, [params for n, (_, params) in jobs.items() if n not in skipped])
     done: list[str] = []
     failed: list[dict[str, Any]] = []
     pending: dict[Any, tuple[str, int]] = {}

@@ -12,9 +12,9 @@ import plotly.graph_objects as go
 
 from .._files import atomic_path
 from ..compress import anchor_label
-from ..experiments import Results
+from ..experiments import Results, mean_curve, summary
 
-__all__ = ["COLOURS", "figure_png", "save_figure", "rd_figure", "bits_figure", "save_experiment_figures"]
+__all__ = ["COLOURS", "figure_png", "save_figure", "add_band", "rd_figure", "bits_figure", "save_experiment_figures"]
 
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 """The colour of the n-th arm or curve, in every figure."""
@@ -39,7 +39,11 @@ def figure_png(fig: go.Figure, path: str | os.PathLike) -> None:
             ax.bar(list(trace.x), trace.y, bottom=bottom, label=trace.name, color=trace.marker.color, width=0.6)
             stacked[trace.xaxis or "x"] = bottom + np.asarray(trace.y, dtype=float)
             continue
-        style = dict(color=trace.line.color or trace.marker.color, label=trace.name)
+        label = trace.name if trace.showlegend is not False else "_nolegend_"
+        style = dict(color=trace.line.color or trace.marker.color, label=label)
+        if trace.fill == "toself":  # a band
+            ax.fill(trace.x, trace.y, color=trace.fillcolor or style["color"], alpha=0.2, linewidth=0)
+            continue
         if trace.mode == "markers":
             ax.plot(trace.x, trace.y, "o", markersize=5, **style)
         elif trace.mode == "lines+markers":
@@ -83,14 +87,31 @@ def save_figure(fig: go.Figure, folder: str | os.PathLike, name: str) -> list[st
     return [f"{name}.html", f"{name}.png"]
 
 
+def add_band(fig: go.Figure, rows: Sequence[Mapping[str, Any]], metric: str, colour: str, name: str) -> None:
+    """A band of ± one standard deviation around ``metric`` against bpp, when every row carries
+    ``<metric>_std`` (a mean over seeds, ``nvpkit.experiments.mean_curve``); rows sorted by bpp."""
+    spread = [r.get(f"{metric}_std") for r in rows]
+    if not rows or any(s is None for s in spread):
+        return
+    x = [r["bpp"] for r in rows]
+    fig.add_trace(go.Scatter(x=x + x[::-1], y=[r[metric] + s for r, s in zip(rows, spread)]
+                             + [r[metric] - s for r, s in zip(rows[::-1], spread[::-1])],
+                             fill="toself", mode="none", fillcolor=colour, opacity=0.2, showlegend=False,
+                             name=f"{name}: ± 1 std", hoverinfo="skip"))
+
+
 def rd_figure(curves: Mapping[str, Sequence[Mapping[str, Any]]], *, metric: str = "psnr",
               title: str = "rate-distortion") -> go.Figure:
-    """Plotly figure of ``metric`` against bpp, one line per named list of rows."""
+    """Plotly figure of ``metric`` against bpp, one line per named list of rows; rows that carry
+    ``<metric>_std`` (a mean over seeds, ``nvpkit.experiments.mean_curve``) get a band of ± one
+    standard deviation."""
     fig = go.Figure()
-    for name, rows in curves.items():
+    for i, (name, rows) in enumerate(curves.items()):
         rows = sorted(rows, key=lambda r: r["bpp"])
+        colour = COLOURS[i % len(COLOURS)]
+        add_band(fig, rows, metric, colour, name)
         fig.add_trace(go.Scatter(x=[r["bpp"] for r in rows], y=[r[metric] for r in rows], mode="lines+markers",
-                                 name=name, text=[r.get("label", "") for r in rows]))
+                                 name=name, line_color=colour, text=[r.get("label", "") for r in rows]))
     fig.update_layout(title=title, xaxis_title="bits per pixel", yaxis_title="PSNR (dB)" if metric == "psnr"
                       else metric, height=420)
     return fig
@@ -120,12 +141,16 @@ def save_experiment_figures(results: Results, live: Any = None) -> dict[str, lis
     written = {}
     if live is not None:
         written["curves"] = live.save(results.out_dir)
-    if results.rd:
+    runs = results.per_seed()
+    seeds = f" (mean over {len(runs)} seeds)" if results.runs else ""
+    if all(run.rd for run in runs):
+        rd = {arm: mean_curve([run.rd[arm] for run in runs]) if results.runs else runs[0].rd[arm] for arm in runs[0].rd}
         anchor = {anchor_label(**results.anchor_settings): results.anchor} if results.anchor else {}
-        fig = rd_figure({**results.rd, **anchor}, title=f"final {results.config['compressor']} compression of both arms")
+        fig = rd_figure({**rd, **anchor}, title=f"final {results.config['compressor']} compression of both arms{seeds}")
         written["rd"] = save_figure(fig, results.out_dir, "rd")
-    if results.final:
-        fig = bits_figure({arm: f["bits"] for arm, f in results.final.items()},
-                          title=f"bits of the final {results.config['compressor']} compression, by part")
+    if all(run.final for run in runs):
+        bits = {arm: {part: summary(run.final[arm]["bits"][part] for run in runs)["mean"] for part in f["bits"]}
+                for arm, f in runs[0].final.items()}
+        fig = bits_figure(bits, title=f"bits of the final {results.config['compressor']} compression, by part{seeds}")
         written["bits"] = save_figure(fig, results.out_dir, "bits")
     return written

@@ -19,6 +19,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .._progress import in_kernel
+from ..experiments import seed_label
 from .figures import COLOURS, save_figure
 
 __all__ = ["LivePlot"]
@@ -36,12 +37,17 @@ def _widgets() -> bool:
 
 
 class LivePlot:
-    """Training loss (log scale) and PSNR against step, one colour per arm; each guidance event is a
-    vertical segment on the PSNR panel from the PSNR just before to just after the reload."""
+    """Training loss (log scale) and PSNR against step, one colour per arm (its seeds alike); each
+    guidance event is a vertical segment on the PSNR panel from the PSNR just before to just after
+    the reload."""
 
-    def __init__(self, arms: Sequence[str], *, title: str = "", min_interval: float = 1.0,
+    def __init__(self, arms: Sequence[str], *, seeds: Sequence[int] = (), title: str = "", min_interval: float = 1.0,
                  widget: bool | None = None):
-        self.arms = list(arms)
+        """``seeds``: the experiment's seeds, when several: each arm then has a run per seed, named by
+        ``seed_label``, all in the arm's colour (the legend shows the arm once)."""
+        runs = [(arm, seed_label(arm, s) if seeds else arm, i == 0)
+                for arm in arms for i, s in enumerate(seeds or [None])]
+        self.arms = [label for _, label, _ in runs]
         self.min_interval = min_interval
         self.plot_seconds = 0.0
         self.redraws = 0
@@ -50,13 +56,15 @@ class LivePlot:
         base = make_subplots(rows=1, cols=2, subplot_titles=("training loss", "PSNR (dB)"))
         use_widget = _widgets() if widget is None else widget
         self.fig = go.FigureWidget(base) if use_widget else go.Figure(base)
-        for arm, colour in zip(self.arms, COLOURS * 4):
-            self.fig.add_trace(go.Scatter(x=[], y=[], name=arm, mode="lines", line_color=colour, legendgroup=arm),
-                               row=1, col=1)
+        colours = dict(zip(dict.fromkeys(arms), COLOURS * 4))
+        for arm, label, shown in runs:
+            colour = colours[arm]
             self.fig.add_trace(go.Scatter(x=[], y=[], name=arm, mode="lines", line_color=colour, legendgroup=arm,
-                                          showlegend=False), row=1, col=2)
+                                          showlegend=shown, hovertext=label), row=1, col=1)
+            self.fig.add_trace(go.Scatter(x=[], y=[], name=arm, mode="lines", line_color=colour, legendgroup=arm,
+                                          showlegend=False, hovertext=label), row=1, col=2)
             self.fig.add_trace(go.Scatter(x=[], y=[], name=f"{arm}: compress + reload", mode="lines+markers",
-                                          legendgroup=arm, line=dict(color=colour, width=3),
+                                          legendgroup=arm, showlegend=shown, line=dict(color=colour, width=3),
                                           marker=dict(color=colour, size=7), text=[]), row=1, col=2)
         self.fig.update_yaxes(type="log", row=1, col=1)
         self.fig.update_xaxes(title_text="step")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..experiments import Results
+from ..experiments import Results, aggregate, interval, paired, summary
 
 __all__ = ["markdown_table", "format_table", "format_events", "format_init_table", "format_sweep_table"]
 
@@ -25,7 +25,7 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Mapping[str, str]
 
 _FORMATS = {"bpp": "{:.4f}", "psnr": "{:.2f}", "psnr_float": "{:.2f}", "yuv_psnr": "{:.2f}", "delta_bpp": "{:+.4f}", "delta_psnr": "{:+.2f}",
             "bd_rate": "{:+.2f}", "bd_psnr": "{:+.3f}", "train_seconds": "{:.0f}", "tucker_bpp": "{:.4f}",
-            "tucker_psnr": "{:.2f}", "steps_to_level": "{:,}"}
+            "tucker_psnr": "{:.2f}", "steps_to_level": "{:,.0f}"}
 
 
 SCORING = ("PSNR and YUV PSNR (BT.709, 6:1:1) of the decoded uint8 frames, as a decoder outputs them; float PSNR: "
@@ -33,8 +33,41 @@ SCORING = ("PSNR and YUV PSNR (BT.709, 6:1:1) of the decoded uint8 frames, as a 
 """The line under every table of scores that says which PSNR is which."""
 
 
+def _pm(mean: float | None, std: float | None, fmt: str) -> str:
+    """``mean ± std`` (the mean alone for one value, a dash for none)."""
+    if mean is None:
+        return "-"
+    return fmt.format(mean) + (f" ± {fmt.format(std).lstrip('+')}" if std is not None else "")
+
+
+def _interval(diff: dict[str, Any], fmt: str, unit: str) -> str:
+    """A paired difference: mean, 95% interval and whether it excludes zero."""
+    if diff["mean"] is None:
+        return "-"
+    text = f"{fmt.format(diff['mean'])}{unit}"
+    if diff["low"] is None:
+        return f"{text} (one seed: no interval)"
+    verdict = "excludes 0" if diff["low"] > 0 or diff["high"] < 0 else "includes 0"
+    return f"{text}, 95% CI [{fmt.format(diff['low'])}, {fmt.format(diff['high'])}]{unit}: {verdict}"
+
+
+def _seeds_table(rows: Sequence[Mapping[str, Any]], by: str, columns: Mapping[str, str]) -> str:
+    """Rows with a ``seed`` column as one row per ``by`` value: mean ± std of each column, and n."""
+    summed = aggregate(rows, [by], list(columns))
+    cells = [{by: r[by], "n": r["n"], **{k: _pm(r[k], r[f"{k}_std"], _FORMATS[k]) for k in columns}} for r in summed]
+    return markdown_table(cells, {by: by, "n": "seeds", **columns})
+
+
+def _by_seed(rows: Sequence[Mapping[str, Any]], by: str, name: str, key: str) -> list[Any]:
+    """``key`` of the rows whose ``by`` is ``name``, in seed order."""
+    return [r.get(key) for r in sorted((r for r in rows if r[by] == name), key=lambda r: r["seed"])]
+
+
 def format_table(results: Results) -> str:
-    """A guided-training experiment's table in the seed notes' shape, with its BD metrics and notes."""
+    """A guided-training experiment's table in the seed notes' shape, with its BD metrics and notes;
+    over several seeds: mean ± std per arm, and the guided arm's paired differences."""
+    if results.runs:
+        return _format_seeds_table(results)
     lines = [markdown_table(results.table, {"method": "method", "bpp": "bpp", "psnr": "PSNR (dB)",
                                             "psnr_float": "float PSNR (dB)", "yuv_psnr": "YUV PSNR (dB)",
                                             "delta_bpp": "Δbpp", "delta_psnr": "ΔPSNR (dB)"}, _FORMATS),
@@ -50,6 +83,28 @@ def format_table(results: Results) -> str:
     return "\n\n".join(lines)
 
 
+def _format_seeds_table(results: Results) -> str:
+    runs = results.per_seed()
+    rows = [{**row, **({"bd_rate": run.bd.get("bd_rate"), "bd_psnr": run.bd.get("bd_psnr")} if i else {})}
+            for run in runs for i, row in enumerate(({"seed": run.config["seed"], **r} for r in run.table))]
+    table = _seeds_table(rows, "method", {"bpp": "bpp", "psnr": "PSNR (dB)", "psnr_float": "float PSNR (dB)",
+                                          "yuv_psnr": "YUV PSNR (dB)", "delta_bpp": "Δbpp", "delta_psnr": "ΔPSNR (dB)",
+                                          "bd_rate": "BD-rate (%)", "bd_psnr": "BD-PSNR (dB)"})
+    base, guided = runs[0].table[0]["method"], runs[0].table[1]["method"]
+    bd = summary(r.get("bd_rate") for r in rows if r["method"] == guided)  # BD-rate is paired already
+    lines = [table, f"mean ± standard deviation over {len(runs)} seeds (seeds {[r.config['seed'] for r in runs]}). "
+             + SCORING,
+             f"{guided} against {base}, paired by seed:",
+             "- Δbpp " + _interval(paired(_by_seed(rows, "method", base, "bpp"), _by_seed(rows, "method", guided, "bpp")),
+                                   "{:+.4f}", ""),
+             "- ΔPSNR " + _interval(paired(_by_seed(rows, "method", base, "psnr"),
+                                           _by_seed(rows, "method", guided, "psnr")), "{:+.3f}", " dB")]
+    if bd["n"]:
+        lines.append("- BD-rate " + _interval(interval(r.get("bd_rate") for r in rows if r["method"] == guided),
+                                              "{:+.2f}", " %"))
+    return "\n\n".join(lines[:3]) + "\n\n" + "\n".join(lines[3:])
+
+
 def format_events(results: Results) -> str:
     """The guidance events: step, PSNR just before and after the reload, bpp, seconds."""
     if not results.events:
@@ -61,8 +116,21 @@ def format_events(results: Results) -> str:
 
 
 def format_init_table(results: Results) -> str:
-    """The initialisation study's arms."""
+    """The initialisation study's arms; over several seeds: mean ± std per arm, and each Tucker arm's
+    paired difference to random initialisation."""
     level = results.config["psnr_level"]
+    if results.runs:
+        rows = results.table
+        table = _seeds_table(rows, "arm", {"steps_to_level": f"steps to {level:g} dB", "psnr": "PSNR (dB)",
+                                           "tucker_bpp": "Tucker bpp", "tucker_psnr": "Tucker PSNR (dB)"})
+        first = rows[0]["arm"]
+        lines = [f"- {arm}: ΔPSNR " + _interval(paired(_by_seed(rows, "arm", first, "psnr"),
+                                                         _by_seed(rows, "arm", arm, "psnr")), "{:+.3f}", " dB")
+                 + "; ΔTucker PSNR " + _interval(paired(_by_seed(rows, "arm", first, "tucker_psnr"),
+                                                        _by_seed(rows, "arm", arm, "tucker_psnr")), "{:+.3f}", " dB")
+                 for arm in dict.fromkeys(r["arm"] for r in rows) if arm != first]
+        return (f"{table}\n\nmean ± standard deviation over the seeds; steps to {level:g} dB over the seeds that "
+                f"reached it. PSNR of the uint8 frames.\n\nAgainst {first}, paired by seed:\n" + "\n".join(lines))
     rows = [{**r, "steps_to_level": "never" if r["steps_to_level"] is None else r["steps_to_level"]}
             for r in results.table]
     table = markdown_table(rows, {"arm": "arm", "steps_to_level": f"steps to {level:g} dB", "psnr": "PSNR (dB)",
@@ -71,7 +139,17 @@ def format_init_table(results: Results) -> str:
 
 
 def format_sweep_table(rows: Sequence[Mapping[str, Any]]) -> str:
-    """A sweep's table (``nvpkit.sweep_table`` rows), numbers rounded."""
+    """A sweep's table (``nvpkit.sweep_table`` rows), numbers rounded; rows aggregated over seeds
+    show mean ± std, the number of seeds and the 95% interval of the paired ΔPSNR."""
     if not rows:
         return "no finished combinations"
-    return f"{markdown_table(rows, {c: c for c in rows[0] if c != 'name'}, _FORMATS)}\n\n{SCORING}"
+    if "n" not in rows[0]:
+        return f"{markdown_table(rows, {c: c for c in rows[0] if c != 'name'}, _FORMATS)}\n\n{SCORING}"
+    numbers = [c for c in rows[0] if f"{c}_std" in rows[0]]
+    keys = [c for c in rows[0] if c not in numbers and not c.endswith(("_std", "_low", "_high")) and c != "n"]
+    cells = [{**{k: r[k] for k in keys}, "n": r["n"], **{c: _pm(r[c], r[f"{c}_std"], _FORMATS[c]) for c in numbers},
+              "ci": "-" if r["delta_psnr_low"] is None else
+              f"[{r['delta_psnr_low']:+.3f}, {r['delta_psnr_high']:+.3f}]"} for r in rows]
+    table = markdown_table(cells, {**{k: k for k in keys}, "n": "seeds", **{c: c for c in numbers},
+                                   "ci": "ΔPSNR 95% CI"})
+    return f"{table}\n\nmean ± standard deviation over the seeds; ΔPSNR paired by seed. {SCORING}"

@@ -66,12 +66,13 @@ class FrameViewer:
 
     @classmethod
     def for_experiment(cls, results: Results) -> "FrameViewer":
-        """The arms of an experiment after their final compression, from ``run_experiment``'s results."""
+        """The arms of an experiment after their final compression, from ``run_experiment``'s results
+        (with several seeds: the first seed's)."""
         if not results.decoded or results.clip is None:
             raise ValueError("FrameViewer.for_experiment: these results hold no decoded models (only "
                              "run_experiment's own return value does, not a results.json read back)")
-        return cls(results.clip, results.decoded,
-                   psnr={arm: results.final[arm]["psnr_per_frame"] for arm in results.decoded})
+        final = results.per_seed()[0].final  # with several seeds: the first seed's models
+        return cls(results.clip, results.decoded, psnr={arm: final[arm]["psnr_per_frame"] for arm in results.decoded})
 
     def frame(self, index: int) -> dict[str, np.ndarray]:
         """The original and every model's reconstruction of frame ``index``, uint8 ``[H, W, 3]``."""

@@ -1,0 +1,106 @@
+"""Checks before training and the plan of a run (nvpkit/experiments/planning.py)."""
+import pytest
+
+import nvpkit
+from nvpkit.experiments import ExperimentConfig, GuideConfig, InitConfig, check, planning
+from nvpkit.parts import count_parameters
+
+
+def guide(tmp_path, **kw):
+    settings = dict(num_frames=8, downscale=8, steps=20, period=10, batch=512, device="cpu", anchor_crfs=(),
+                    out_dir=str(tmp_path / "out"), cache_dir=str(tmp_path / "cache"))
+    return GuideConfig(**{**settings, **kw})
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Training fails the test: what these tests refuse must be refused before the first step."""
+    def train(*args, **kwargs):
+        raise AssertionError("a training step ran")
+    monkeypatch.setattr(nvpkit.Trainer, "train", train)
+    monkeypatch.setattr(nvpkit.Trainer, "step", train)
+
+
+def test_a_rank_larger_than_the_sized_grid_fails_before_training(tmp_path, no_training):
+    cfg = guide(tmp_path, compressor="tucker", settings={"ranks": (480, 240, 240)})  # 8 frames: t has 8 cells
+    with pytest.raises(ValueError, match=r"ranks\[0\]=480 is larger than mode 0 of size 8"):
+        nvpkit.run_experiment(cfg)
+    init = InitConfig(num_frames=8, downscale=8, steps=20, batch=512, device="cpu", ranks=(9, 4, 4),
+                      out_dir=str(tmp_path / "init"))
+    with pytest.raises(ValueError, match=r"InitConfig: ranks=\(9, 4, 4\) do not fit"):
+        nvpkit.run_init_experiment(init)
+
+
+def test_an_encoder_option_x265_refuses_fails_before_training(tmp_path, no_training):
+    cfg = guide(tmp_path, settings={"x265_params": "ctu=7"})
+    with pytest.raises(ValueError, match="compressor='hevc'.*ctu=7.*max cu size must be 16, 32, or 64"):
+        nvpkit.run_experiment(cfg)
+    swept = guide(tmp_path, sweep=({"crf": 30}, {"x265_params": "ctu=7"}))
+    with pytest.raises(ValueError, match="sweep setting .*ctu=7"):
+        nvpkit.run_experiment(swept)
+
+
+def test_a_model_too_large_for_memory_is_refused_with_the_numbers(tmp_path, no_training, monkeypatch):
+    monkeypatch.setattr(planning, "available_host_memory", lambda: 2**20)
+    with pytest.raises(ValueError, match=r"needs [\d.]+ GiB of host memory \(uint8 clip .*\), 0.00 GiB available"):
+        nvpkit.run_experiment(guide(tmp_path))
+    with pytest.raises(ValueError, match="host memory"):
+        nvpkit.plan(guide(tmp_path))
+
+
+def test_memory_needed_follows_the_model_and_the_clip(tiny_video):
+    cfg = ExperimentConfig(num_frames=8, downscale=8, device="cpu")
+    params = count_parameters(cfg.model_config(tiny_video))["total"]
+    host = planning.memory_needed(cfg, tiny_video, activations=123)["host"]
+    assert host["uint8 clip"] == tiny_video.frames.nbytes
+    assert host["training state of the arms"] == planning.TRAIN_BYTES * params
+    assert host["compression"] == planning.EVAL_BYTES * params and host["step activations"] == 123
+    assert host["decoded models"] == planning.DECODED_BYTES * params
+    two = planning.memory_needed(GuideConfig(num_frames=8, downscale=8, device="cpu"), tiny_video)["host"]
+    assert two["training state of the arms"] == 2 * planning.TRAIN_BYTES * params
+    assert two["decoded models"] == 2 * planning.DECODED_BYTES * params
+    seeds = planning.memory_needed(GuideConfig(num_frames=8, downscale=8, device="cpu", seeds=(0, 1)), tiny_video)
+    assert seeds["host"]["training state of the arms"] == two["training state of the arms"]  # a seed at a time
+    assert seeds["host"]["decoded models"] == 4 * planning.DECODED_BYTES * params  # and the first seed's kept
+
+
+def test_plan_of_a_guided_experiment(tmp_path, tiny_video):
+    cfg = guide(tmp_path, compressor="quantize", sweep=({"bits": 6},))
+    p = nvpkit.plan(cfg, tiny_video, steps=2)
+    assert p.parameters == count_parameters(cfg.model_config(tiny_video))
+    assert [s for s, _, _ in p.stages] == ["no guidance", "quantize guidance", "final compression and evaluation",
+                                           "RD sweep"]
+    assert p.total_seconds == pytest.approx(sum(s for _, s, _ in p.stages)) and p.total_seconds > 0
+    assert p.measured["step"] > 0 and p.measured["guidance event"] > 0
+    model = cfg.new_trainer(tiny_video).model
+    assert p.bits["total"] == cfg.final_compressor().roundtrip(model).bits()["total"]  # shapes alone, exact
+    assert p.bpp == p.bits["total"] / tiny_video.num_pixels
+    text = repr(p)
+    assert "host memory" in text and "total" in text and "quantize guidance" in text
+    assert p.to_dict()["total_seconds"] == p.total_seconds
+
+
+def test_plan_says_when_the_size_depends_on_the_content_and_times_the_anchor(tmp_path, tiny_video):
+    p = nvpkit.plan(guide(tmp_path, anchor_crfs=(30, 40)), tiny_video, steps=1)
+    assert p.bits is None and "depends on the content (hevc)" in repr(p)
+    assert p.measured["anchor frame"] > 0 and p.stages[-1][0] == "anchor"
+
+
+def test_plan_of_the_initialisation_study(tmp_path, tiny_video):
+    cfg = InitConfig(num_frames=8, downscale=8, steps=20, batch=512, device="cpu", out_dir=str(tmp_path))
+    p = nvpkit.plan(cfg, tiny_video, steps=1)
+    assert p.memory["host"]["training state of the arms"] == len(cfg.arms()) * planning.TRAIN_BYTES * p.parameters["total"]
+    assert p.checkpoint_bytes == 0 and p.measured["Tucker init"] > 0 and p.bits is not None
+
+
+def test_check_returns_the_round_trip_times(tmp_path, tiny_video):
+    seconds = check(guide(tmp_path, compressor="quantize"), tiny_video)
+    assert list(seconds) == ["compressor='quantize', settings={}"] and all(s > 0 for s in seconds.values())
+
+
+def test_plan_over_seeds_counts_every_seed(tmp_path, tiny_video):
+    one = nvpkit.plan(guide(tmp_path, compressor="quantize"), tiny_video, steps=1)
+    three = nvpkit.plan(guide(tmp_path, compressor="quantize", seeds=(0, 1, 2)), tiny_video, steps=1)
+    assert three.checkpoint_bytes == 3 * one.checkpoint_bytes
+    assert [s for s, _, _ in three.stages] == [s for s, _, _ in one.stages]
+    assert all(what.endswith("x 3 seeds") for _, _, what in three.stages)
