@@ -104,3 +104,13 @@ def test_plan_over_seeds_counts_every_seed(tmp_path, tiny_video):
     assert three.checkpoint_bytes == 3 * one.checkpoint_bytes
     assert [s for s, _, _ in three.stages] == [s for s, _, _ in one.stages]
     assert all(what.endswith("x 3 seeds") for _, _, what in three.stages)
+
+
+def test_check_all_reads_the_first_frames_but_checks_ranks_against_the_whole_clip(tmp_path, no_training):
+    from nvpkit.experiments import check_all
+    fits = guide(tmp_path, num_frames=16, compressor="tucker", settings={"ranks": (12, 4, 4)})  # t = 16 > 12 > 8
+    check_all([fits], frames=8)
+    with pytest.raises(ValueError, match=r"ranks\[0\]=20 is larger than mode 0 of size 16"):
+        check_all([guide(tmp_path, num_frames=16, compressor="tucker", settings={"ranks": (20, 4, 4)})], frames=8)
+    with pytest.raises(ValueError, match="max cu size"):
+        check_all([fits, guide(tmp_path, num_frames=16, settings={"x265_params": "ctu=7"})], frames=8)

@@ -1,11 +1,13 @@
 """Before a long run: every setting checked against the model sized for the clip, and a plan.
 
-``check(cfg, video)`` is what ``run_experiment``, ``run_init_experiment`` and ``sweep`` (for every
-job, before submitting any) do before the first training step: the memory the run needs against
-what the machine has, then one real round trip of the model's initial grids through every
+``check(cfg, video)`` is what ``run_experiment`` and ``run_init_experiment`` do before the first
+training step: the memory the run needs against what the machine has, Tucker ranks against the
+grid sized for the clip, then one real round trip of the model's initial grids through every
 compressor the run will use (the final one and each sweep setting; Tucker initialisation at its
 ranks), so a rank larger than the sized grid or an option the encoder refuses fails in seconds,
-naming the parameter. ``plan(cfg)`` adds measured times (a few training steps, a frame's
+naming the parameter. ``check_all`` is what ``sweep`` does for every job before submitting any: the
+same on the first frames of each clip (ranks still against the full length), without the memory
+check. ``plan(cfg)`` adds measured times (a few training steps, a frame's
 evaluation, a few anchor frames) and the estimated wall-clock of every stage of the experiment.
 
 Memory is estimated per parameter P of the sized model and per byte of the uint8 clip:
@@ -24,9 +26,10 @@ from typing import Any
 import torch
 
 from .._device import available_host_memory, host_peak_memory, reset_host_peak, resolve_device
-from ..compress import CodecError, Compressor, make_compressor
+from ..compress import CodecError, Compressor, Tucker, make_compressor
 from ..compress.rd import anchor_decode, anchor_encode
-from ..data import Video
+from ..config import load_config, size_sparse_grid
+from ..data import Video, load_video
 from ..model import NVP
 from ..parts import count_parameters
 from ..rendering import evaluate
@@ -116,35 +119,57 @@ def _compressors(cfg: ExperimentConfig) -> dict[str, Compressor]:
     return {}
 
 
-def check(cfg: ExperimentConfig, video: Video, *, memory: bool = True, model: NVP | None = None) -> dict[str, float]:
+def check(cfg: ExperimentConfig, video: Video, *, memory: bool = True, model: NVP | None = None,
+          num_frames: int | None = None) -> dict[str, float]:
     """Check ``cfg`` against the model sized for ``video`` before anything trains: memory (unless
-    ``memory=False``), then one round trip of the initial grids through each compressor the run
-    uses and, for ``InitConfig``, the Tucker initialisation. Raises ``ValueError`` naming the
-    parameter; returns the seconds each took (the first estimate of a guidance event's cost)."""
+    ``memory=False``); Tucker ranks against the sized grid, from shapes; then one round trip of the
+    initial grids through each compressor the run uses and, for ``InitConfig``, the Tucker
+    initialisation. Raises ``ValueError`` naming the parameter; returns the seconds each round trip
+    took (the first estimate of a guidance event's cost).
+
+    ``num_frames``: the clip's full length when ``video`` holds only its first frames (a sweep driver
+    checking many jobs): ranks are checked against the grid sized for the full length, and only the
+    compressors whose size depends on the content (those that run an encoder) are round-tripped, on
+    the grids sized for ``video``."""
     if memory:
         _check_memory(cfg, video)
+    name = type(cfg).__name__
+    full = size_sparse_grid(load_config(cfg.config), num_frames or video.num_frames, video.height, video.width)
+    if isinstance(cfg, InitConfig):
+        try:
+            Tucker(ranks=tuple(cfg.ranks)).ranks_for(full.sparse.shape[:3])
+        except ValueError as err:
+            raise ValueError(f"{name}: ranks={cfg.ranks!r} do not fit the sparse grid sized for the clip "
+                             f"({full.sparse.shape[:3]}): {err}") from None
+    encoders = {}
+    for label, compressor in _compressors(cfg).items():
+        try:
+            compressor.shape_bits(full)
+            if num_frames is None:
+                encoders[label] = compressor
+        except TypeError:  # the size depends on the content: an encoder runs, the round trip checks it
+            encoders[label] = compressor
+        except ValueError as err:
+            raise ValueError(f"{name}: {label} does not fit the model sized for the clip: {err}") from None
     model = model if model is not None else NVP.seeded(cfg.model_config(video), cfg.seed)  # an arm's start
     seconds = {}
-    if isinstance(cfg, InitConfig):
+    if isinstance(cfg, InitConfig) and num_frames is None:
         started = time.perf_counter()
-        try:
-            tucker_init(model, video, tuple(cfg.ranks), mapping=cfg.mapping, scale=cfg.scale)
-        except ValueError as err:
-            raise ValueError(f"InitConfig: ranks={cfg.ranks!r} do not fit the sparse grid sized for {video} "
-                             f"({cfg.model_config(video).sparse.shape[:3]}): {err}") from None
+        tucker_init(model, video, tuple(cfg.ranks), mapping=cfg.mapping, scale=cfg.scale)
         seconds["tucker_init"] = time.perf_counter() - started
-    for label, compressor in _compressors(cfg).items():
+    for label, compressor in encoders.items():
         try:
             seconds[label] = compressor.roundtrip(model).seconds
         except (ValueError, CodecError) as err:
-            raise ValueError(f"{type(cfg).__name__}: {label} fails on the model sized for {video}: {err}") from None
+            raise ValueError(f"{name}: {label} fails on the model sized for {video}: {err}") from None
     return seconds
 
 
-def check_all(configs: list[ExperimentConfig]) -> None:
-    """``check`` (without the memory check) for many configs, as a sweep driver does before it
-    submits any job: each clip is loaded once, and configs that differ only in what a check does
-    not see (steps, period, mode, ...) are checked once. The ``ValueError`` names the config."""
+def check_all(configs: list[ExperimentConfig], frames: int = 8) -> None:
+    """``check`` for many configs, as a sweep driver does before it submits any job: without the
+    memory check (the workers' machines may differ), on the first ``frames`` frames of each clip
+    (loaded once; see ``check``'s ``num_frames``), and once for configs that differ only in what a
+    check does not see (steps, period, mode, ...). The ``ValueError`` names the config."""
     videos: dict[tuple, Video] = {}
     seen = set()
     for cfg in configs:
@@ -155,8 +180,8 @@ def check_all(configs: list[ExperimentConfig]) -> None:
             continue
         seen.add(what)
         if clip not in videos:
-            videos[clip] = cfg.load_video()
-        check(cfg, videos[clip], memory=False)
+            videos[clip] = load_video(cfg.dataset, min(frames, cfg.num_frames), downscale=cfg.downscale)
+        check(cfg, videos[clip], memory=False, num_frames=cfg.num_frames)
 
 
 @dataclass
