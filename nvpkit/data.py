@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import re
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,13 +73,22 @@ def _natural_key(path: Path) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
 
 
+HEADER_WAIT_S = 9.5
+"""A failure to read ffmpeg's header after this long is imageio-ffmpeg giving up on a slow start
+(it waits 10 s), as on a heavily loaded machine, not an unreadable file: it is tried again."""
+
+
 def _ffmpeg_frames(path: Path, input_params: list[str] | None = None) -> tuple[Iterator[np.ndarray], float]:
     """Frames of a file decoded by the bundled ffmpeg, and its frame rate."""
-    try:
-        reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24", input_params=input_params or [])
-        meta = next(reader)
-    except (OSError, RuntimeError, StopIteration) as err:
-        raise ValueError(f"{str(path)!r}: ffmpeg cannot read it as a video ({_last_line(err)})") from None
+    for attempt in range(3):
+        started = time.perf_counter()
+        try:
+            reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24", input_params=input_params or [])
+            meta = next(reader)
+            break
+        except (OSError, RuntimeError, StopIteration) as err:
+            if time.perf_counter() - started < HEADER_WAIT_S or attempt == 2:
+                raise ValueError(f"{str(path)!r}: ffmpeg cannot read it as a video ({_last_line(err)})") from None
     width, height = meta["size"]
 
     def frames() -> Iterator[np.ndarray]:

@@ -1,4 +1,5 @@
 import subprocess
+import time
 
 import imageio.v3 as iio
 import imageio_ffmpeg
@@ -136,6 +137,32 @@ def test_corrupt_video_file(tmp_path):
     path.write_bytes(np.random.default_rng(0).bytes(4096))
     with pytest.raises(ValueError, match="broken.mp4.*ffmpeg"):
         nvpkit.load_video(path)
+
+
+def test_a_slow_ffmpeg_start_is_tried_again_and_a_bad_file_is_not(tmp_path, monkeypatch):
+    """imageio-ffmpeg gives up on ffmpeg's header after 10 s, as on a loaded machine: such a slow
+    failure is tried again; a fast one (an unreadable file) is reported at once."""
+    import nvpkit.data as data
+
+    real, calls = data.imageio_ffmpeg.read_frames, []
+
+    def slow_first_start(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            time.sleep(0.2)
+            raise OSError("Could not load meta information")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(data, "HEADER_WAIT_S", 0.1)
+    monkeypatch.setattr(data.imageio_ffmpeg, "read_frames", slow_first_start)
+    assert nvpkit.load_video("sample", 2, downscale=8).num_frames == 2 and len(calls) == 2
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video")
+    calls.clear()
+    monkeypatch.setattr(data, "HEADER_WAIT_S", 9.5)
+    with pytest.raises(ValueError, match="ffmpeg cannot read it as a video"):
+        nvpkit.load_video(bad)
+    assert len(calls) == 1
 
 
 def test_fewer_frames_than_asked(tmp_path, frames):

@@ -9,7 +9,6 @@ import struct
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import torch
 
 import nvpkit
 from nvpkit._files import Claim, atomic_path, publish
+from nvpkit.experiments import Guidance
 
 TRAIN = dict(steps=20, batch=1024, log_every=5, device="cpu")
 
@@ -276,19 +276,21 @@ def test_parallel_runs_train_the_no_guidance_arm_once(tmp_path, capsys, monkeypa
     lock = cached.with_suffix(".lock")
     lock.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}))
 
-    def other_run_finishes():
-        shutil.copyfile(finished, tmp_path / "copy.pt")
-        os.replace(tmp_path / "copy.pt", cached)
-        lock.unlink()
+    attach, armed = Guidance.attach, [True]
 
-    timer = threading.Timer(0.5, other_run_finishes)
+    def other_run_finishes_while_the_guided_arm_starts(guidance, trainer):
+        if armed:
+            armed.clear()
+            shutil.copyfile(finished, tmp_path / "copy.pt")
+            os.replace(tmp_path / "copy.pt", cached)
+            lock.unlink()
+        attach(guidance, trainer)
+
+    monkeypatch.setattr(Guidance, "attach", other_run_finishes_while_the_guided_arm_starts)
     capsys.readouterr()
-    timer.start()
-    try:
-        second = nvpkit.run_experiment(nvpkit.GuideConfig(out_dir=str(tmp_path / "b"), **common))
-    finally:
-        timer.join()
+    second = nvpkit.run_experiment(nvpkit.GuideConfig(out_dir=str(tmp_path / "b"), **common))
     out = capsys.readouterr().out
+    assert not armed  # the other run finished only after this one had started its guided arm
     assert out.index("the guided arm goes first") < out.index("loaded from the cache")
     assert not (tmp_path / "b" / "baseline.pt").exists()
     assert second.final["no guidance"] == first.final["no guidance"]
