@@ -57,17 +57,12 @@ def synthetic_clip(frames: int, height: int, width: int, seed: int = 0) -> np.nd
     return out
 
 
-def _resident() -> int:
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
-
-
 def _child(args: argparse.Namespace) -> dict:
     """One clip length, every stage, in this process."""
     import torch
 
     import nvpkit
-    from nvpkit._device import host_peak_memory, reset_host_peak
+    from nvpkit._device import host_memory, host_peak_memory, reset_host_peak
     from nvpkit.compress import make_compressor, rd_sweep, video_anchor
     from nvpkit.experiments import Guidance, tucker_init
 
@@ -84,7 +79,7 @@ def _child(args: argparse.Namespace) -> dict:
             torch.cuda.reset_peak_memory_stats(device)
             device_base = torch.cuda.memory_allocated(device)
         reset_host_peak()
-        base = _resident()
+        base = host_memory()
         started = time.perf_counter()
         value = run()
         if cuda:

@@ -75,6 +75,11 @@ def _status(field: str) -> int | None:
     return None
 
 
+def host_memory() -> int | None:
+    """This process's resident memory in bytes now (Linux; None elsewhere)."""
+    return _status("VmRSS")
+
+
 def host_peak_memory() -> int | None:
     """This process's peak resident memory in bytes since it started or since ``reset_host_peak``
     (Linux; None elsewhere)."""

@@ -100,9 +100,10 @@ class ExperimentConfig:
     def load_video(self) -> Video:
         return load_video(self.dataset, self.num_frames, downscale=self.downscale)
 
-    def model_config(self, video: Video) -> NVPConfig:
-        """The model of ``config`` with its sparse grid sized to ``video`` (what every arm trains)."""
-        return size_sparse_grid(load_config(self.config), video.num_frames, video.height, video.width)
+    def model_config(self, video: Video, num_frames: int | None = None) -> NVPConfig:
+        """The model of ``config`` with its sparse grid sized to ``video`` (what every arm trains), or
+        to ``num_frames`` frames of its size."""
+        return size_sparse_grid(load_config(self.config), num_frames or video.num_frames, video.height, video.width)
 
     def new_trainer(self, video: Video) -> Trainer:
         """A fresh trainer of this config's model and schedule (the model seeded by ``seed``)."""

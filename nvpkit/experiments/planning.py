@@ -28,7 +28,6 @@ import torch
 from .._device import available_host_memory, host_peak_memory, reset_host_peak, resolve_device
 from ..compress import CodecError, Compressor, Tucker, make_compressor
 from ..compress.rd import anchor_decode, anchor_encode
-from ..config import load_config, size_sparse_grid
 from ..data import Video, load_video
 from ..model import NVP
 from ..parts import count_parameters
@@ -100,11 +99,10 @@ def _check_memory(cfg: ExperimentConfig, video: Video, activations: int = 0) -> 
     for where, items in memory_needed(cfg, video, activations).items():
         need, have = sum(items.values()), available.get(where)
         if have is not None and need > have:
-            parts = ", ".join(f"{k} {v / GiB:.2f}" for k, v in items.items() if v)
             raise ValueError(
                 f"{type(cfg).__name__}: config={cfg.config!r} on {video} needs {need / GiB:.2f} GiB of {where} memory "
-                f"({parts} GiB), {have / GiB:.2f} GiB available; use fewer frames (num_frames), a larger downscale "
-                "or a smaller model config")
+                f"({_items(items)}), {have / GiB:.2f} GiB available; use fewer frames (num_frames), a larger "
+                "downscale or a smaller model config")
 
 
 def _compressors(cfg: ExperimentConfig) -> dict[str, Compressor]:
@@ -134,7 +132,7 @@ def check(cfg: ExperimentConfig, video: Video, *, memory: bool = True, model: NV
     if memory:
         _check_memory(cfg, video)
     name = type(cfg).__name__
-    full = size_sparse_grid(load_config(cfg.config), num_frames or video.num_frames, video.height, video.width)
+    full = cfg.model_config(video, num_frames)
     if isinstance(cfg, InitConfig):
         try:
             Tucker(ranks=tuple(cfg.ranks)).ranks_for(full.sparse.shape[:3])
@@ -223,8 +221,7 @@ class Plan:
         lines = [f"Plan: {self.experiment} on {self.video}, {self.device}", f"  parameters: {counts}"]
         for where, items in self.memory.items():
             have = self.available.get(where)
-            parts = ", ".join(f"{k} {_size(v)}" for k, v in items.items() if v)
-            lines.append(f"  {where} memory: {_size(sum(items.values()))} needed ({parts}); "
+            lines.append(f"  {where} memory: {_size(sum(items.values()))} needed ({_items(items)}); "
                          + (f"{_size(have)} available" if have is not None else "available unknown"))
         lines.append(f"  disk: {_size(self.checkpoint_bytes)} of checkpoints")
         if self.bits is not None:
@@ -241,6 +238,11 @@ class Plan:
 
 def _size(count: int) -> str:
     return f"{count / GiB:.2f} GiB" if count >= GiB / 2 else f"{count / 2**20:.1f} MiB"
+
+
+def _items(items: dict[str, int]) -> str:
+    """The nonzero items of a memory need, with their sizes."""
+    return ", ".join(f"{k} {_size(v)}" for k, v in items.items() if v)
 
 
 def _duration(seconds: float) -> str:

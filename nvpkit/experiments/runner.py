@@ -101,17 +101,8 @@ def run_experiment(cfg: GuideConfig, live: Monitor | None = None) -> Results:
     started = time.perf_counter()
     anchor_settings = cfg.anchor()
     anchor = video_anchor(video, **anchor_settings, crfs=cfg.anchor_crfs, progress=False) if cfg.anchor_crfs else []
-    if not cfg.seeds:
-        results = _guided(cfg, video, live, anchor, anchor_settings, lambda arm: arm)
-    else:
-        runs = []
-        for seed in cfg.seeds:
-            one = cfg.for_seed(seed)
-            check_out_dir(one.out_dir, one.to_dict(), cfg.overwrite)
-            runs.append(_guided(one, video, live, anchor, anchor_settings, partial(seed_label, seed=seed)))
-            if len(runs) > 1:
-                runs[-1].trainers, runs[-1].decoded = {}, {}  # memory: one seed's arms at a time
-        results = _combine(cfg, runs, anchor=anchor, anchor_settings=anchor_settings)
+    results = _over_seeds(cfg, lambda one, label: _guided(one, video, live, anchor, anchor_settings, label),
+                          anchor=anchor, anchor_settings=anchor_settings)
     results.seconds = time.perf_counter() - started
     results.save()
     return results
@@ -168,6 +159,23 @@ def _guided(cfg: GuideConfig, video: Video, live: Monitor | None, anchor: list, 
     return results
 
 
+def _over_seeds(cfg: ExperimentConfig, run: Callable[[Any, Callable[[str], str]], Results], **shared: Any) -> Results:
+    """``run(cfg, label)`` once, or, with several ``seeds``, once per seed into ``out_dir/seed-<s>``
+    (``label`` names an arm of that seed) and combined; memory holds one seed's trainers at a time
+    and the first seed's decoded models."""
+    if not cfg.seeds:
+        return run(cfg, lambda arm: arm)
+    runs = []
+    for seed in cfg.seeds:
+        one = cfg.for_seed(seed)
+        check_out_dir(one.out_dir, one.to_dict(), cfg.overwrite)
+        runs.append(run(one, partial(seed_label, seed=seed)))
+        runs[-1].trainers = {}
+        if len(runs) > 1:
+            runs[-1].decoded = {}
+    return _combine(cfg, runs, **shared)
+
+
 def _combine(cfg: ExperimentConfig, runs: list[Results], **shared: Any) -> Results:
     """The results of every seed as one: their rows tagged with the seed, each seed's results kept
     whole in ``runs``, the first seed's decoded models in memory."""
@@ -190,16 +198,7 @@ def run_init_experiment(cfg: InitConfig, live: Monitor | None = None) -> Results
     video = cfg.load_video()
     check(cfg, video)
     started = time.perf_counter()
-    if not cfg.seeds:
-        results = _init(cfg, video, live, lambda arm: arm)
-    else:
-        runs = []
-        for seed in cfg.seeds:
-            one = cfg.for_seed(seed)
-            check_out_dir(one.out_dir, one.to_dict(), cfg.overwrite)
-            runs.append(_init(one, video, live, partial(seed_label, seed=seed)))
-            runs[-1].trainers = {}  # memory: one seed's arms at a time
-        results = _combine(cfg, runs)
+    results = _over_seeds(cfg, lambda one, label: _init(one, video, live, label))
     results.seconds = time.perf_counter() - started
     results.save()
     return results
