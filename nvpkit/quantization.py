@@ -19,8 +19,9 @@ def _work_dtype(bits: int) -> torch.dtype:
 
 def quantize(x: torch.Tensor, bits: int = 8, dims: tuple[int, ...] | None = None
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """int32 codes of ``x`` and the float32 ranges ``lo``, ``hi``: one range for the whole tensor
-    (``dims=None``, scalars) or one per index outside ``dims`` (kept as size-1 dims). No host sync."""
+    """Codes of ``x`` (uint8 up to 8 bits, else int32) and the float32 ranges ``lo``, ``hi``: one
+    range for the whole tensor (``dims=None``, scalars) or one per index outside ``dims`` (kept as
+    size-1 dims). No host sync."""
     x = x.detach()
     if dims is None:
         lo, hi = torch.aminmax(x)
@@ -31,16 +32,17 @@ def quantize(x: torch.Tensor, bits: int = 8, dims: tuple[int, ...] | None = None
     work = _work_dtype(bits)
     span = (hi - lo).to(work)
     scale = levels / torch.where(span > 0, span, torch.ones_like(span))
-    codes = ((x.to(work) - lo.to(work)) * scale + 0.5).floor_().clamp_(0, levels)
-    return codes.to(torch.int32), lo, hi
+    codes = (x.to(work) - lo.to(work)).mul_(scale).add_(0.5).floor_().clamp_(0, levels)  # one temporary
+    return codes.to(torch.uint8 if bits <= 8 else torch.int32), lo, hi
 
 
 def dequantize(codes: torch.Tensor, lo: torch.Tensor | float, hi: torch.Tensor | float, bits: int = 8) -> torch.Tensor:
-    """Inverse of ``quantize``: float32 values within half a step of the originals."""
+    """Inverse of ``quantize`` (codes of any integer dtype): float32 values within half a step of the
+    originals."""
     work = _work_dtype(bits)
     lo = torch.as_tensor(lo, dtype=work, device=codes.device)
     hi = torch.as_tensor(hi, dtype=work, device=codes.device)
-    return (codes.to(work) * ((hi - lo) / (2**bits - 1)) + lo).float()
+    return codes.to(work, copy=True).mul_((hi - lo) / (2**bits - 1)).add_(lo).float()
 
 
 def fake_quantize(x: torch.Tensor, bits: int, dims: tuple[int, ...]) -> torch.Tensor:

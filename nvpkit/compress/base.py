@@ -147,9 +147,11 @@ def pack_bits(codes: np.ndarray, bits: int) -> bytes:
 
 
 def unpack_bits(data: bytes, bits: int, count: int) -> np.ndarray:
-    """Inverse of ``pack_bits``."""
-    if bits in (8, 16):
-        return np.frombuffer(data, ">u1" if bits == 8 else ">u2")[:count].astype(np.int64)
+    """Inverse of ``pack_bits``: uint8 codes for 8 bits (not widened), else int64."""
+    if bits == 8:
+        return np.frombuffer(data, np.uint8)[:count].copy()
+    if bits == 16:
+        return np.frombuffer(data, ">u2")[:count].astype(np.int64)
     planes = np.unpackbits(np.frombuffer(data, np.uint8))[:count * bits].reshape(count, bits)
     return (planes.astype(np.int64) << np.arange(bits - 1, -1, -1)).sum(1)
 

@@ -103,7 +103,7 @@ def _quantized(channels: list[torch.Tensor], bits: int) -> tuple[list[np.ndarray
     codes, side = [], []
     for c in channels:
         q, lo, hi = quantize(c, bits)
-        codes.append(q.cpu().numpy().astype(np.uint16 if bits > 8 else np.uint8))
+        codes.append(q.cpu().numpy() if bits <= 8 else q.cpu().numpy().astype(np.uint16))
         side += [lo.item(), hi.item()]
     return codes, side
 
@@ -111,8 +111,14 @@ def _quantized(channels: list[torch.Tensor], bits: int) -> tuple[list[np.ndarray
 def _dequantized(codes: list[np.ndarray], side: list[float], bits: int, device) -> list[torch.Tensor]:
     if len(side) != 2 * len(codes):
         raise ValueError(f"encoding holds {len(side) // 2} value ranges for {len(codes)} channels")
-    return [dequantize(torch.from_numpy(c.astype(np.int32)).to(device), side[2 * i], side[2 * i + 1], bits)
-            for i, c in enumerate(codes)]
+    return [dequantize(_code_tensor(c).to(device), side[2 * i], side[2 * i + 1], bits) for i, c in enumerate(codes)]
+
+
+def _code_tensor(codes: np.ndarray) -> torch.Tensor:
+    """Decoded codes as a tensor, 8-bit ones not widened (a decoder's buffer may be read-only: copied)."""
+    if codes.dtype != np.uint8:
+        return torch.from_numpy(codes.astype(np.int32))
+    return torch.from_numpy(codes if codes.flags.writeable else codes.copy())
 
 
 def _split_payload(encoded: Encoded, count: int) -> list[bytes]:

@@ -69,8 +69,8 @@ def _resampled_colour_axes(video: Video, count: int, size: tuple[int, int, int],
     axes = basis[: min(count, 3)]
     if axes[0].sum() < 0:  # orient the first axis like luma
         axes = -axes
-    centred = pooled - mean[None, :, None, None]  # [T, 3, X, Y]
-    projected = torch.einsum("ck,tkxy->ctxy", axes, centred)  # [c, T, X, Y]
+    pooled -= mean[None, :, None, None]  # centred in place: [T, 3, X, Y]
+    projected = torch.einsum("ck,tkxy->ctxy", axes, pooled)  # [c, T, X, Y]
     if count > 3:  # more channels than colours: repeat the axes
         projected = projected.repeat((count + 2) // 3, 1, 1, 1)[:count]
     return projected
