@@ -19,6 +19,8 @@ def test_summary_and_interval_by_hand():
     half = T_975_DF2 * std / math.sqrt(3)
     assert s["low"] == pytest.approx(mean - half) and s["high"] == pytest.approx(mean + half)
     assert summary([None, 5.0]) == {"mean": 5.0, "std": None, "n": 1}
+    bpp = 26_891_136 / 921_600  # 29.17875: a naive sum / n gives 29.178749999999997, shown as 29.1787
+    assert summary([bpp] * 3) == {"mean": bpp, "std": 0.0, "n": 3}
     assert interval([5.0])["low"] is None and summary([]) == {"mean": None, "std": None, "n": 0}
 
 

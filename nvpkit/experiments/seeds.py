@@ -9,6 +9,7 @@ which is the paired t test). ``aggregate`` turns rows with a ``seed`` column int
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -33,9 +34,8 @@ def summary(values: Iterable[Any]) -> dict[str, float | int | None]:
     x = _numbers(values)
     if not x:
         return {"mean": None, "std": None, "n": 0}
-    mean = math.fsum(x) / len(x)
-    std = math.sqrt(math.fsum((v - mean) ** 2 for v in x) / (len(x) - 1)) if len(x) > 1 else None
-    return {"mean": mean, "std": std, "n": len(x)}
+    mean = statistics.mean(x)  # correctly rounded: equal values have themselves as mean, a zero spread
+    return {"mean": mean, "std": statistics.stdev(x, mean) if len(x) > 1 else None, "n": len(x)}
 
 
 def interval(values: Iterable[Any]) -> dict[str, Any]:

@@ -118,7 +118,7 @@ def bd_by_video(records: list[Record]) -> go.Figure:
                         marker=dict(color=COLOURS[i % len(COLOURS)], size=9),
                         error_y=dict(array=[e or 0 for e in errors], visible=any(e is not None for e in errors)))
     if settings:
-        means = [sum(by_setting[s].values()) / len(by_setting[s]) for s in settings]
+        means = [summary(by_setting[s].values())["mean"] for s in settings]
         fig.add_scatter(x=settings, y=means, mode="lines+markers", name="mean over videos",
                         line=dict(color="black"))
     return fig
