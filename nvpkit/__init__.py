@@ -35,8 +35,8 @@ _LAZY = {
                     "bd_metrics", "run_experiment", "run_init_experiment", "PullToInit", "steps_to_reach",
                     "tucker_init", "plan"),
     "viz": ("LivePlot", "FrameViewer", "rd_figure", "bits_figure", "save_experiment_figures", "format_table",
-            "format_init_table", "format_sweep_table"),
-    "sweeps": ("sweep", "parse_grid", "collect", "sweep_table", "save_figures"),
+            "format_init_table", "format_sweep_table", "format_differences"),
+    "sweeps": ("sweep", "parse_grid", "parse_compare", "collect", "sweep_table", "sweep_differences", "save_figures"),
 }
 _HOME = {name: layer for layer, names in _LAZY.items() for name in names}
 

@@ -19,7 +19,7 @@ TINY = {
                           "log_every": 10, "psnr_level": 20.0},
     "sweep.ipynb": {"num_frames": 4, "downscale": 8, "steps": 40, "periods": "10,20", "compressors": "hevc,h264",
                     "batch": 512, "device": "cpu", "log_every": 10, "sweep_crfs": "15,30,45", "anchor_crfs": "25,40",
-                    "preset": "fast", "num_cpus": 2},
+                    "preset": "fast", "num_cpus": 2, "compare": "period=10"},
 }
 OUTPUTS = {"quickstart.ipynb": "reconstruction.mp4", "compress.ipynb": "model.nvp",
            "codec_guide.ipynb": "results.json", "tucker_guide.ipynb": "results.json",
@@ -40,3 +40,5 @@ def test_notebook_runs_headless(name, tmp_path):
     assert (tmp_path / "run" / OUTPUTS[name]).exists()
     if "seeds" in TINY[name]:  # the aggregated table over the seeds is what the notebook shows
         assert "mean ± standard deviation over 2 seeds" in out.read_text()
+    if "compare" in TINY[name]:  # the settings against one another
+        assert "setting minus the `against` setting" in out.read_text()

@@ -199,3 +199,42 @@ def test_a_seed_axis_is_aggregated_to_one_row_per_video_and_arm(tmp_path):
     mean = [t for t in bd_by_video(records).data if t.name == "jockey"][0]
     assert list(mean.y) == [-3.0] and list(mean.error_y.array) == pytest.approx([2 ** 0.5])
     assert set(nvpkit.save_figures(records, tmp_path)) == {"rd_jockey", "rd_beauty", "bd_rate", "psnr_by_step"}
+
+
+T_975_DF1 = 12.706204736174707
+"""The 97.5% quantile of Student's t with 1 degree of freedom (from a table)."""
+
+
+def test_settings_against_one_another_paired_by_seed():
+    def job(mode, seed, gain, bd):
+        record = seeded(fake_record(f"{mode}{seed}", "hevc", 10, 30.0 + seed, gain, bd), seed, "jockey")
+        record.parameters["mode"] = mode
+        return record
+
+    records = [job("reload", 0, 0.5, -4.0), job("reload", 1, 0.3, -2.0), job("codec_ste", 0, 0.2, 1.0),
+               job("codec_ste", 1, 0.4, 3.0), job("codec_ste", 2, 0.9, 9.0)]  # seed 2 has no reload to pair with
+    rows = nvpkit.sweep_differences(records, "mode", "reload")
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row["video"], row["mode"], row["against"], row["n"]) == ("jockey", "codec_ste", "reload", 2)
+    assert row["delta_psnr"] == pytest.approx(((0.2 - 0.5) + (0.4 - 0.3)) / 2)  # -0.3 and +0.1
+    assert row["bd_rate"] == pytest.approx(5.0) and row["delta_bpp"] == 0.0  # +5 and +5: no spread
+    assert row["bd_rate_low"] == row["bd_rate_high"] == 5.0
+    half = T_975_DF1 * (0.4 / 2 ** 0.5) / 2 ** 0.5  # t(0.975, 1) x the differences' std / sqrt(n)
+    assert row["delta_psnr_low"] == pytest.approx(-0.1 - half) and row["delta_psnr_high"] == pytest.approx(-0.1 + half)
+    table = nvpkit.format_differences(rows)
+    assert "| jockey | codec_ste | reload | 2 |" in table and "+5.00 [+5.00, +5.00] *" in table
+    with pytest.raises(ValueError, match=r"key='period' is not a varying parameter.*\['mode'\]"):
+        nvpkit.sweep_differences(records, "period", 10)
+    with pytest.raises(ValueError, match=r"base='ste' is not a value of 'mode'"):
+        nvpkit.sweep_differences(records, "mode", "ste")
+
+
+def test_the_compare_parameter_is_checked_against_the_grid():
+    grid = nvpkit.parse_grid(dataset="a,b", period="1000,2000", mode="reload", seed="0,1")
+    assert nvpkit.parse_compare("period=1000", grid) == ("period", "1000") and nvpkit.parse_compare("", grid) is None
+    for text, message in (("period", r"compare='period' is not allowed; give <parameter>=<value>.*\['period'\]"),
+                          ("mode=reload", r"\['period'\]"), ("seed=0", r"\['period'\]"), ("dataset=a", r"\['period'\]"),
+                          ("period=3000", r"period takes the values \[1000, 2000\]")):
+        with pytest.raises(ValueError, match=message):
+            nvpkit.parse_compare(text, grid)

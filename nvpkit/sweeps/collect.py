@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..experiments import Results, aggregate, interval
+from ..experiments import Results, aggregate, interval, paired
 
-__all__ = ["RECORD", "Record", "collect", "seed_rows", "sweep_table", "SEED_KEYS", "NUMBERS", "varying_keys", "varying", "video_name", "setting_label"]
+__all__ = ["RECORD", "Record", "collect", "seed_rows", "sweep_table", "sweep_differences", "SEED_KEYS", "NUMBERS", "PAIRED", "varying_keys", "varying", "video_name", "setting_label"]
 
 RECORD = "sweep.json"
 """The file a finished job leaves in its folder: notebook, parameters, attempts, seconds, host."""
@@ -58,11 +58,14 @@ SEED_KEYS = ("seed", "seeds")
 """Parameters that choose seeds: a sweep aggregates over them instead of listing them."""
 NUMBERS = ("bpp", "psnr", "psnr_float", "yuv_psnr", "delta_bpp", "delta_psnr", "bd_rate", "bd_psnr", "train_seconds")
 """The numbers of a sweep table's rows."""
+PAIRED = ("delta_bpp", "delta_psnr", "bd_rate")
+"""The numbers that compare an arm with the no-guidance arm of the same seed: they get 95% intervals."""
 
 
 def seed_rows(records: list[Record]) -> list[dict[str, Any]]:
     """One row per combination, seed and arm of guided-training results (other results are left
-    out): the varying parameters but the seeds, video, arm, seed, ``NUMBERS`` (BD on guided rows)."""
+    out): the varying parameters but the seeds, video, arm, ``guided`` (False for the no-guidance
+    arm), seed, ``NUMBERS`` (BD on guided rows)."""
     keys = [k for k in varying(records) if k not in SEED_KEYS]
     rows = []
     for record in records:
@@ -72,7 +75,8 @@ def seed_rows(records: list[Record]) -> list[dict[str, Any]]:
             for i, row in enumerate(run.table):
                 guided = i > 0
                 rows.append({**{k: record.parameters.get(k) for k in keys}, "video": video_name(record),
-                             "arm": row["method"], "seed": run.config.get("seed"), "bpp": row["bpp"],
+                             "arm": row["method"], "guided": guided, "seed": run.config.get("seed"),
+                             "bpp": row["bpp"],
                              "psnr": row["psnr"], "psnr_float": row.get("psnr_float"),
                              "yuv_psnr": row.get("yuv_psnr"), "delta_bpp": row["delta_bpp"],
                              "delta_psnr": row["delta_psnr"],
@@ -88,18 +92,50 @@ def sweep_table(records: list[Record]) -> list[dict[str, Any]]:
     varying parameters, video, arm, bpp, PSNR, deltas to the no-guidance arm of the same seed,
     BD-rate and BD-PSNR on guided rows, train time). When the seeds vary (a ``seed`` axis, or
     experiments run over several ``seeds``), one row per video, arm and other parameters instead:
-    every number's mean and ``<number>_std`` over the seeds, ``n``, and the 95% interval of the
-    paired ΔPSNR and Δbpp (``delta_psnr_low``/``_high``, ``delta_bpp_low``/``_high``).
+    every number's mean and ``<number>_std`` over the seeds, ``n``, and the 95% intervals
+    (``<number>_low``/``_high``) of the paired Δbpp and ΔPSNR and of the BD-rate (each seed's
+    guided arm against its own no-guidance arm, so paired too).
     ``pandas.DataFrame(rows)`` makes it a frame."""
     rows = seed_rows(records)
     if len({r["seed"] for r in rows}) < 2:
-        return [{k: v for k, v in r.items() if k != "seed"} for r in rows]
-    by = [k for k in rows[0] if k not in (*NUMBERS, "seed", "name")]
+        return [{k: v for k, v in r.items() if k not in ("seed", "guided")} for r in rows]
+    by = [k for k in rows[0] if k not in (*NUMBERS, "seed", "name", "guided")]
     out = []
     for row in aggregate(rows, by, NUMBERS):
         group = [r for r in rows if all(r[k] == row[k] for k in by)]
-        for name in ("delta_bpp", "delta_psnr"):
+        for name in PAIRED:
             found = interval(r[name] for r in group)
             row[f"{name}_low"], row[f"{name}_high"] = found["low"], found["high"]
+        out.append(row)
+    return out
+
+
+def sweep_differences(records: list[Record], key: str, base: Any) -> list[dict[str, Any]]:
+    """Every other value of the varying parameter ``key`` against the value ``base`` (compared as
+    text: ``sweep_differences(records, "mode", "reload")``), on each video and combination of the
+    other parameters: the guided arms' ``PAIRED`` numbers, value minus base, paired by seed (same
+    seed: same initialisation and batches), as the mean and 95% interval of the per-seed
+    differences (``<number>``, ``<number>_low``, ``<number>_high``) and ``n``, the seeds paired."""
+    choices = [k for k in varying(records) if k not in SEED_KEYS]
+    if key not in choices:
+        raise ValueError(f"sweep_differences: key={key!r} is not a varying parameter of these records; "
+                         f"choose from {choices}")
+    rows = [r for r in seed_rows(records) if r["guided"]]
+    values = sorted({str(r[key]) for r in rows})
+    if str(base) not in values:
+        raise ValueError(f"sweep_differences: base={base!r} is not a value of {key!r}; the values are {values}")
+    others = [k for k in rows[0] if k not in (*NUMBERS, key, "arm", "guided", "seed", "name")]
+    at_base = {(tuple(r[k] for k in others), r["seed"]): r for r in rows if str(r[key]) == str(base)}
+    pairs: dict[tuple, list[tuple[dict, dict]]] = {}
+    for row in rows:
+        match = at_base.get((tuple(row[k] for k in others), row["seed"]))
+        if str(row[key]) != str(base) and match is not None:
+            pairs.setdefault((tuple(row[k] for k in others), row[key]), []).append((match, row))
+    out = []
+    for (other, value), group in pairs.items():
+        row = {**dict(zip(others, other)), key: value, "against": base, "n": len(group)}
+        for name in PAIRED:
+            found = paired([a[name] for a, _ in group], [b[name] for _, b in group])
+            row[name], row[f"{name}_low"], row[f"{name}_high"] = found["mean"], found["low"], found["high"]
         out.append(row)
     return out

@@ -35,9 +35,9 @@ from .._progress import progress_bar
 from .._checks import check_int
 from .._files import write_json
 from ..experiments import NOTEBOOK_CONFIGS, check_all, parse_list
-from .collect import RECORD, collect, sweep_table, varying_keys
+from .collect import RECORD, SEED_KEYS, collect, sweep_table, varying_keys
 
-__all__ = ["sweep", "parse_grid", "combinations"]
+__all__ = ["sweep", "parse_grid", "parse_compare", "combinations"]
 
 _NOTEBOOKS = Path(__file__).resolve().parent.parent.parent / "notebooks"
 
@@ -46,6 +46,22 @@ def parse_grid(**values: str | int | float) -> dict[str, list]:
     """A grid from notebook parameters: ``parse_grid(period="2500,5000", codec="hevc")`` ->
     ``{"period": [2500, 5000], "codec": ["hevc"]}`` (comma-separated; numbers become numbers)."""
     return {name: list(parse_list(text, f"parse_grid: {name}")) for name, text in values.items()}
+
+
+def parse_compare(text: str, grid: dict[str, list]) -> tuple[str, str] | None:
+    """The sweep notebook's ``compare`` parameter, checked against the grid before anything runs:
+    ``"mode=reload"`` -> ``("mode", "reload")`` (every other mode against reload, by
+    ``sweep_differences``); ``""`` -> None."""
+    if not text:
+        return None
+    key, equals, base = text.partition("=")
+    axes = [k for k, v in grid.items() if len(v) > 1 and k not in (*SEED_KEYS, "dataset")]  # videos are not paired
+    if key not in axes or not equals:
+        raise ValueError(f"compare={text!r} is not allowed; give <parameter>=<value> with a parameter that takes "
+                         f"several values in the grid: {axes}")
+    if base not in [str(v) for v in grid[key]]:
+        raise ValueError(f"compare={text!r} is not allowed; {key} takes the values {grid[key]}")
+    return key, base
 
 
 def combinations(grid: dict[str, Iterable] | list[dict[str, Any]]) -> list[dict[str, Any]]:

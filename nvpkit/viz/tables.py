@@ -138,18 +138,47 @@ def format_init_table(results: Results) -> str:
     return f"{table}\n\nPSNR of the uint8 frames, as a decoder outputs them; steps to {level:g} dB: training PSNR."
 
 
+def _bounds(low: float | None, high: float | None, fmt: str) -> str:
+    """An interval as ``[low, high]``, a dash for none."""
+    return "-" if low is None else f"[{fmt.format(low)}, {fmt.format(high)}]"
+
+
 def format_sweep_table(rows: Sequence[Mapping[str, Any]]) -> str:
     """A sweep's table (``nvpkit.sweep_table`` rows), numbers rounded; rows aggregated over seeds
-    show mean ± std, the number of seeds and the 95% interval of the paired ΔPSNR."""
+    show mean ± std, the number of seeds and the 95% intervals of the paired numbers."""
     if not rows:
         return "no finished combinations"
     if "n" not in rows[0]:
         return f"{markdown_table(rows, {c: c for c in rows[0] if c != 'name'}, _FORMATS)}\n\n{SCORING}"
     numbers = [c for c in rows[0] if f"{c}_std" in rows[0]]
     keys = [c for c in rows[0] if c not in numbers and not c.endswith(("_std", "_low", "_high")) and c != "n"]
+    intervals = [c for c in numbers if f"{c}_low" in rows[0]]  # the paired ones (sweep_table's PAIRED)
     cells = [{**{k: r[k] for k in keys}, "n": r["n"], **{c: _pm(r[c], r[f"{c}_std"], _FORMATS[c]) for c in numbers},
-              "ci": "-" if r["delta_psnr_low"] is None else
-              f"[{r['delta_psnr_low']:+.3f}, {r['delta_psnr_high']:+.3f}]"} for r in rows]
+              **{f"{c}_ci": _bounds(r[f"{c}_low"], r[f"{c}_high"], _FORMATS[c]) for c in intervals}} for r in rows]
     table = markdown_table(cells, {**{k: k for k in keys}, "n": "seeds", **{c: c for c in numbers},
-                                   "ci": "ΔPSNR 95% CI"})
-    return f"{table}\n\nmean ± standard deviation over the seeds; ΔPSNR paired by seed. {SCORING}"
+                                   **{f"{c}_ci": f"{c} 95% CI" for c in intervals}})
+    return (f"{table}\n\nmean ± standard deviation over the seeds; Δ and BD-rate intervals paired by seed (each "
+            f"seed's guided arm against its own no-guidance arm). {SCORING}")
+
+
+def _difference(mean: float | None, low: float | None, high: float | None, fmt: str) -> str:
+    """A paired difference as ``mean [low, high]``, starred when the interval excludes 0."""
+    if mean is None:
+        return "-"
+    if low is None:
+        return fmt.format(mean)
+    return f"{fmt.format(mean)} {_bounds(low, high, fmt)}" + ("" if low <= 0 <= high else " *")
+
+
+def format_differences(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Settings compared with one another (``nvpkit.sweep_differences`` rows): each paired
+    difference's mean, its 95% interval, and whether the interval excludes 0."""
+    if not rows:
+        return "no pairs: no seed ran both settings on the same video"
+    numbers = [c for c in rows[0] if f"{c}_low" in rows[0]]
+    keys = [c for c in rows[0] if c not in numbers and not c.endswith(("_low", "_high")) and c != "n"]
+    cells = [{**{k: r[k] for k in keys}, "n": r["n"],
+              **{c: _difference(r[c], r[f"{c}_low"], r[f"{c}_high"], _FORMATS[c]) for c in numbers}} for r in rows]
+    table = markdown_table(cells, {**{k: k for k in keys}, "n": "seeds", **{c: f"{c} [95% CI]" for c in numbers}})
+    return (f"{table}\n\nsetting minus the `against` setting, guided arms, paired by seed; * the interval excludes 0. "
+            "Δ columns use PSNR.")
