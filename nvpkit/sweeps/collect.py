@@ -76,8 +76,7 @@ def seed_rows(records: list[Record]) -> list[dict[str, Any]]:
                 guided = i > 0
                 rows.append({**{k: record.parameters.get(k) for k in keys}, "video": video_name(record),
                              "arm": row["method"], "guided": guided, "seed": run.config.get("seed"),
-                             "bpp": row["bpp"],
-                             "psnr": row["psnr"], "psnr_float": row.get("psnr_float"),
+                             "bpp": row["bpp"], "psnr": row["psnr"], "psnr_float": row.get("psnr_float"),
                              "yuv_psnr": row.get("yuv_psnr"), "delta_bpp": row["delta_bpp"],
                              "delta_psnr": row["delta_psnr"],
                              "bd_rate": run.bd.get("bd_rate") if guided else None,
@@ -127,10 +126,10 @@ def sweep_differences(records: list[Record], key: str, base: Any) -> list[dict[s
     others = [k for k in rows[0] if k not in (*NUMBERS, key, "arm", "guided", "seed", "name")]
     at_base = {(tuple(r[k] for k in others), r["seed"]): r for r in rows if str(r[key]) == str(base)}
     pairs: dict[tuple, list[tuple[dict, dict]]] = {}
-    for row in rows:
-        match = at_base.get((tuple(row[k] for k in others), row["seed"]))
-        if str(row[key]) != str(base) and match is not None:
-            pairs.setdefault((tuple(row[k] for k in others), row[key]), []).append((match, row))
+    for row in (r for r in rows if str(r[key]) != str(base)):
+        other = tuple(row[k] for k in others)
+        if (other, row["seed"]) in at_base:
+            pairs.setdefault((other, row[key]), []).append((at_base[other, row["seed"]], row))
     out = []
     for (other, value), group in pairs.items():
         row = {**dict(zip(others, other)), key: value, "against": base, "n": len(group)}

@@ -40,6 +40,10 @@ def _pm(mean: float | None, std: float | None, fmt: str) -> str:
     return fmt.format(mean) + (f" ± {fmt.format(std).lstrip('+')}" if std is not None else "")
 
 
+def _excludes_zero(low: float, high: float) -> bool:
+    return low > 0 or high < 0
+
+
 def _interval(diff: dict[str, Any], fmt: str, unit: str) -> str:
     """A paired difference: mean, 95% interval and whether it excludes zero."""
     if diff["mean"] is None:
@@ -47,7 +51,7 @@ def _interval(diff: dict[str, Any], fmt: str, unit: str) -> str:
     text = f"{fmt.format(diff['mean'])}{unit}"
     if diff["low"] is None:
         return f"{text} (one seed: no interval)"
-    verdict = "excludes 0" if diff["low"] > 0 or diff["high"] < 0 else "includes 0"
+    verdict = "excludes 0" if _excludes_zero(diff["low"], diff["high"]) else "includes 0"
     return f"{text}, 95% CI [{fmt.format(diff['low'])}, {fmt.format(diff['high'])}]{unit}: {verdict}"
 
 
@@ -167,7 +171,7 @@ def _difference(mean: float | None, low: float | None, high: float | None, fmt: 
         return "-"
     if low is None:
         return fmt.format(mean)
-    return f"{fmt.format(mean)} {_bounds(low, high, fmt)}" + ("" if low <= 0 <= high else " *")
+    return f"{fmt.format(mean)} {_bounds(low, high, fmt)}" + (" *" if _excludes_zero(low, high) else "")
 
 
 def format_differences(rows: Sequence[Mapping[str, Any]]) -> str:
