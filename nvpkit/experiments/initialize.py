@@ -41,31 +41,37 @@ def _time_bins(frames: int, size: int) -> list[range]:
 def _resampled_colour_axes(video: Video, count: int, size: tuple[int, int, int],
                            samples: int = 200_000) -> torch.Tensor:
     """The video projected on its first ``count`` principal colour axes and area-resampled to
-    ``size = (t, x, y)``: ``[count, t, x, y]``, computed frame by frame (working memory: one float
-    frame and the resampled grid). The axes come from an SVD of a strided sample of about
-    ``samples`` centred pixels; projection and area averaging are both linear, so each frame is
-    averaged first and projected at the end."""
+    ``size = (t, x, y)``: ``[count, t, x, y]``, computed frame by frame. The axes come from an SVD of
+    a strided sample of about ``samples`` centred pixels; projection and area averaging are both
+    linear, so each frame is averaged first and projected at the end. Working memory: one float
+    frame, the sample and the resampled grid, all allocated before the first frame (buffers kept
+    across a loop of frame-sized temporaries fragment the heap by about a frame per frame)."""
     t_res, x_res, y_res = size
     t_count, height, width = video.frames.shape[:3]
-    step = max(1, t_count * height * width // samples)
+    pixels = height * width
+    step = max(1, t_count * pixels // samples)
+    firsts = [-t * pixels % step for t in range(t_count)]  # frame t's pixels at multiples of ``step`` in the clip
+    counts = [len(range(first, pixels, step)) for first in firsts]
+    sample = torch.empty(sum(counts), 3)
     pooled = torch.zeros(t_res, 3, x_res, y_res)  # sums over each bin's frames
+    rgb = torch.empty(3, height, width)
     total = torch.zeros(3, dtype=torch.float64)
-    sample = []
     bins_of = [[] for _ in range(t_count)]
     for i, frames in enumerate(_time_bins(t_count, t_res)):
         for t in frames:
             bins_of[t].append(i)
+    start = 0
     for t, frame in enumerate(video.frames):
-        rgb = torch.from_numpy(frame).float().div_(255).permute(2, 0, 1)  # [H, W, 3] -> [3, H, W]
+        rgb.copy_(torch.from_numpy(frame).permute(2, 0, 1)).div_(255)  # [H, W, 3] -> [3, H, W]
         total += rgb.sum((1, 2), dtype=torch.float64)
-        first = -t * height * width % step  # this frame's pixels at multiples of ``step`` in the whole clip
-        sample.append(rgb.reshape(3, -1)[:, first::step].T.contiguous())  # [n, 3], not a view of the frame
+        sample[start:start + counts[t]] = rgb.view(3, -1)[:, firsts[t]::step].T  # [n, 3]
+        start += counts[t]
         area = F.adaptive_avg_pool2d(rgb[None], (x_res, y_res))[0]  # [3, X, Y]
         for i in bins_of[t]:
             pooled[i] += area
     pooled /= torch.tensor([len(b) for b in _time_bins(t_count, t_res)]).float()[:, None, None, None]
     mean = (total / (t_count * height * width)).float()
-    _, _, basis = torch.linalg.svd(torch.cat(sample) - mean, full_matrices=False)  # [3, 3]
+    _, _, basis = torch.linalg.svd(sample.sub_(mean), full_matrices=False)  # [3, 3]
     axes = basis[: min(count, 3)]
     if axes[0].sum() < 0:  # orient the first axis like luma
         axes = -axes
