@@ -98,6 +98,21 @@ def test_check_returns_the_round_trip_times(tmp_path, tiny_video):
     assert list(seconds) == ["compressor='quantize', settings={}"] and all(s > 0 for s in seconds.values())
 
 
+
+def test_a_check_that_passed_is_not_repeated_for_the_same_config_and_clip(tmp_path, tiny_video, monkeypatch):
+    from nvpkit.compress import Compressor
+    calls = []
+    roundtrip = Compressor.roundtrip
+    monkeypatch.setattr(Compressor, "roundtrip", lambda self, model: calls.append(1) or roundtrip(self, model))
+    cfg = guide(tmp_path, compressor="quantize")
+    first = check(cfg, tiny_video)
+    assert check(cfg, tiny_video) == first and len(calls) == 1  # plan, then the run: one round trip
+    check(guide(tmp_path, compressor="quantize", seed=1), tiny_video)
+    changed = tiny_video.frames.copy()
+    changed[0, 0, 0, 0] ^= 1
+    check(cfg, nvpkit.Video(changed, name=tiny_video.name))
+    assert len(calls) == 3  # another seed's initial grids, a clip with one other pixel: checked again
+
 def test_plan_over_seeds_counts_every_seed(tmp_path, tiny_video):
     one = nvpkit.plan(guide(tmp_path, compressor="quantize"), tiny_video, steps=1)
     three = nvpkit.plan(guide(tmp_path, compressor="quantize", seeds=(0, 1, 2)), tiny_video, steps=1)

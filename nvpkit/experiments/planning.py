@@ -5,7 +5,8 @@ training step: the memory the run needs against what the machine has, Tucker ran
 grid sized for the clip, then one real round trip of the model's initial grids through every
 compressor the run will use (the final one and each sweep setting; Tucker initialisation at its
 ranks), so a rank larger than the sized grid or an option the encoder refuses fails in seconds,
-naming the parameter. ``check_all`` is what ``sweep`` does for every job before submitting any: the
+naming the parameter; a check that passed is not repeated in the same process for the same config
+and clip (``plan`` then ``run_experiment`` round-trips once). ``check_all`` is what ``sweep`` does for every job before submitting any: the
 same on the first frames of each clip (ranks still against the full length), without the memory
 check. ``plan(cfg)`` adds measured times (a few training steps, a frame's
 evaluation, a few anchor frames) and the estimated wall-clock of every stage of the experiment.
@@ -19,6 +20,7 @@ seeds the arms of one seed are held at a time.
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +34,7 @@ from ..data import Video, load_video
 from ..model import NVP
 from ..parts import count_parameters
 from ..rendering import evaluate
-from .cache import baseline_path
+from .cache import baseline_path, video_key
 from .config import ExperimentConfig, GuideConfig, InitConfig
 from .guidance import Guidance
 from .initialize import tucker_init
@@ -49,6 +51,8 @@ DECODED_BYTES = 4
 CHECKPOINT_BYTES = 12
 """Bytes per parameter of a checkpoint: the values and the two AdamW moments."""
 GiB = 2**30
+_PASSED: dict[tuple[str, str, int | None], dict[str, float]] = {}
+"""The round-trip seconds of every ``check`` that passed in this process, by config, clip and num_frames."""
 
 
 def _held_arms(cfg: ExperimentConfig) -> int:
@@ -123,7 +127,8 @@ def check(cfg: ExperimentConfig, video: Video, *, memory: bool = True, model: NV
     ``memory=False``); Tucker ranks against the sized grid, from shapes; then one round trip of the
     initial grids through each compressor the run uses and, for ``InitConfig``, the Tucker
     initialisation. Raises ``ValueError`` naming the parameter; returns the seconds each round trip
-    took (the first estimate of a guidance event's cost).
+    took (the first estimate of a guidance event's cost). The round trips of a check that passed
+    before in this process, for the same config and clip, are not repeated: their seconds are returned.
 
     ``num_frames``: the clip's full length when ``video`` holds only its first frames (a sweep driver
     checking many jobs): ranks are checked against the grid sized for the full length, and only the
@@ -149,6 +154,9 @@ def check(cfg: ExperimentConfig, video: Video, *, memory: bool = True, model: NV
             encoders[label] = compressor
         except ValueError as err:
             raise ValueError(f"{name}: {label} does not fit the model sized for the clip: {err}") from None
+    key = (json.dumps(cfg.to_dict(), sort_keys=True), video_key(video), num_frames)
+    if key in _PASSED:
+        return dict(_PASSED[key])
     model = model if model is not None else NVP.seeded(cfg.model_config(video), cfg.seed)  # an arm's start
     seconds = {}
     if isinstance(cfg, InitConfig) and num_frames is None:
@@ -160,7 +168,8 @@ def check(cfg: ExperimentConfig, video: Video, *, memory: bool = True, model: NV
             seconds[label] = compressor.roundtrip(model).seconds
         except (ValueError, CodecError) as err:
             raise ValueError(f"{name}: {label} fails on the model sized for {video}: {err}") from None
-    return seconds
+    _PASSED[key] = seconds
+    return dict(seconds)
 
 
 def check_all(configs: list[ExperimentConfig], frames: int = 8) -> None:
