@@ -1,4 +1,6 @@
 """Every notebook runs headless with papermill on tiny parameters."""
+import ast
+import json
 from pathlib import Path
 
 import papermill
@@ -28,6 +30,17 @@ OUTPUTS = {"quickstart.ipynb": "reconstruction.mp4", "compress.ipynb": "model.nv
 
 def test_every_notebook_has_tiny_parameters():
     assert sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")) == sorted(TINY)
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_papermill_reads_every_parameter(name):
+    """``-p NAME VALUE`` and ``papermill --help-notebook`` know every name the parameters cell assigns:
+    papermill reads one name per line, and skips a line with a second ``=`` (in a comment too)."""
+    cells = json.loads((NOTEBOOKS / name).read_text())["cells"]
+    source = "".join(next(c for c in cells if "parameters" in c["metadata"].get("tags", []))["source"])
+    assigned = [n.id for node in ast.parse(source).body if isinstance(node, ast.Assign)
+                for target in node.targets for n in ast.walk(target) if isinstance(n, ast.Name)]
+    assert sorted(papermill.inspect_notebook(str(NOTEBOOKS / name))) == sorted(assigned)
 
 
 @pytest.mark.parametrize("name", sorted(TINY))
