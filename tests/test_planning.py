@@ -98,7 +98,6 @@ def test_check_returns_the_round_trip_times(tmp_path, tiny_video):
     assert list(seconds) == ["compressor='quantize', settings={}"] and all(s > 0 for s in seconds.values())
 
 
-
 def test_a_check_that_passed_is_not_repeated_for_the_same_config_and_clip(tmp_path, tiny_video, monkeypatch):
     from nvpkit.compress import Compressor
     calls = []
@@ -112,6 +111,7 @@ def test_a_check_that_passed_is_not_repeated_for_the_same_config_and_clip(tmp_pa
     changed[0, 0, 0, 0] ^= 1
     check(cfg, nvpkit.Video(changed, name=tiny_video.name))
     assert len(calls) == 3  # another seed's initial grids, a clip with one other pixel: checked again
+
 
 def test_plan_over_seeds_counts_every_seed(tmp_path, tiny_video):
     one = nvpkit.plan(guide(tmp_path, compressor="quantize"), tiny_video, steps=1)

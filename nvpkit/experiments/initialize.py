@@ -70,7 +70,7 @@ def _resampled_colour_axes(video: Video, count: int, size: tuple[int, int, int],
         for i in bins_of[t]:
             pooled[i] += area
     pooled /= torch.tensor([len(b) for b in _time_bins(t_count, t_res)]).float()[:, None, None, None]
-    mean = (total / (t_count * height * width)).float()
+    mean = (total / (t_count * pixels)).float()
     _, _, basis = torch.linalg.svd(sample.sub_(mean), full_matrices=False)  # [3, 3]
     axes = basis[: min(count, 3)]
     if axes[0].sum() < 0:  # orient the first axis like luma

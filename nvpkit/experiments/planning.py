@@ -6,10 +6,11 @@ grid sized for the clip, then one real round trip of the model's initial grids t
 compressor the run will use (the final one and each sweep setting; Tucker initialisation at its
 ranks), so a rank larger than the sized grid or an option the encoder refuses fails in seconds,
 naming the parameter; a check that passed is not repeated in the same process for the same config
-and clip (``plan`` then ``run_experiment`` round-trips once). ``check_all`` is what ``sweep`` does for every job before submitting any: the
-same on the first frames of each clip (ranks still against the full length), without the memory
-check. ``plan(cfg)`` adds measured times (a few training steps, a frame's
-evaluation, a few anchor frames) and the estimated wall-clock of every stage of the experiment.
+and clip (``plan`` then ``run_experiment`` round-trips once). ``check_all`` is what ``sweep`` does
+for every job before submitting any: the same on the first frames of each clip (ranks still against
+the full length), without the memory check. ``plan(cfg)`` adds measured times (a few training
+steps, a frame's evaluation, a few anchor frames) and the estimated wall-clock of every stage of the
+experiment.
 
 Memory is estimated per parameter P of the sized model and per byte of the uint8 clip:
 ``TRAIN_BYTES`` for every arm held at once (value, gradient, two AdamW moments), ``EVAL_BYTES`` for
