@@ -29,10 +29,9 @@ import nvpkit
 from nvpkit import _kernels
 from nvpkit.reference import PortNVP, port_batch, port_update
 from nvpkit.grids import LOOKUPS
-from nvpkit.train import PUBLISHED_BATCH
+from nvpkit.train import PUBLISHED_BATCH, PUBLISHED_STEPS
 
 
-PUBLISHED_STEPS = 144_700
 
 
 def sync(device: torch.device) -> None:
@@ -116,12 +115,12 @@ def run(device: torch.device, video: nvpkit.Video, batch: int, args: argparse.Na
         for schedule in schedules:
             schedule.step()
         if i < 5:
-            fast, slow = losses[-1][:2]
-            print(f"  step {i + 1}: {fast:.6f} | {slow:.6f}  (relative difference {abs(fast - slow) / slow:.1e})")
+            ours, theirs = losses[-1][:2]
+            print(f"  step {i + 1}: {ours:.6f} | {theirs:.6f}  (relative difference {abs(ours - theirs) / theirs:.1e})")
     if compare > 5:
         last = losses[-10:]
-        fast, slow, other = (10 * math.log10(4 * len(last) / sum(x[k] for x in last)) for k in range(3))
-        print(f"  training PSNR over steps {compare - len(last) + 1}-{compare}: {fast:.3f} | {slow:.3f} dB "
+        ours, theirs, other = (10 * math.log10(4 * len(last) / sum(x[k] for x in last)) for k in range(3))
+        print(f"  training PSNR over steps {compare - len(last) + 1}-{compare}: {ours:.3f} | {theirs:.3f} dB "
               f"(the port with a fused AdamW: {other:.3f} dB)")
 
     def port_full() -> None:
@@ -165,8 +164,10 @@ def run(device: torch.device, video: nvpkit.Video, batch: int, args: argparse.Na
     print("matmul rate at the decoder's shapes: " + ", ".join(f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in rates.items()))
     print(f"decoder floor at the best rate: {floor * 1e3:.1f} ms per step -> at most {batch / floor:,.0f} samples/s "
           f"from the decoder alone")
-    frame = timed(lambda: next(nvpkit.render(trainer.model, video.num_frames, 1080, 1920)), device, 1)
-    print(f"full-frame inference of one 1080p frame: {frame:.2f} s (chunked, nvpkit.render; after a warm-up frame)")
+    height, width = args.render_size
+    frame = timed(lambda: next(nvpkit.render(trainer.model, video.num_frames, height, width)), device, 1)
+    print(f"full-frame inference of one {height}x{width} frame: {frame:.2f} s (chunked, nvpkit.render; after a "
+          "warm-up frame)")
     if device.type == "cuda":
         print(f"peak CUDA memory: {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB")
     else:
@@ -190,6 +191,8 @@ def main() -> None:
                         help="2D-grid lookup path of the fast step (auto: sample on the CPU, gather on CUDA)")
     parser.add_argument("--tf32", action="store_true",
                         help="the fast step with TF32 matmuls (CUDA; the port stays float32)")
+    parser.add_argument("--render-size", type=lambda t: tuple(int(v) for v in t.split("x")), default=(1080, 1920),
+                        metavar="HxW", help="size of the frame whose inference is timed (default 1080x1920)")
     args = parser.parse_args()
     devices = [torch.device("cpu")] if args.device in ("all", "cpu") else []
     if args.device in ("all", "cuda") and torch.cuda.is_available():

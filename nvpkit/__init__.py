@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ._files import check_outputs
+from ._files import check_outputs, runs_root
 from ._version import __version__
 from .config import PRESETS, GridConfig, NetworkConfig, NVPConfig, SparseGridConfig, load_config, size_sparse_grid
 from .data import SAMPLES, Video, load_video, video_writer, write_video
@@ -31,17 +31,16 @@ from .train import TrainConfig, Trainer
 _LAZY = {
     "compress": ("ArtifactError", "Compressed", "Compressor", "find_setting", "load_compressed", "make_compressor",
                  "rd_sweep", "save_compressed", "video_anchor", "container_bits"),
-    "experiments": ("ExperimentConfig", "GuideConfig", "InitConfig", "Guidance", "PixelProbe", "Results",
-                    "bd_metrics", "run_experiment", "run_init_experiment", "PullToInit", "steps_to_reach",
-                    "tucker_init", "plan"),
+    "experiments": ("ExperimentConfig", "GuideConfig", "InitConfig", "KINDS", "Guidance", "PixelProbe", "Results",
+                    "bd_metrics", "run_experiment", "PullToInit", "steps_to_reach", "tucker_init", "plan"),
     "viz": ("LivePlot", "FrameViewer", "rd_figure", "bits_figure", "save_experiment_figures", "format_table",
-            "format_init_table", "format_sweep_table", "format_differences"),
+            "format_init_table", "format_results", "format_sweep_table", "format_differences"),
     "sweeps": ("sweep", "parse_grid", "parse_compare", "collect", "sweep_table", "sweep_differences", "save_figures"),
 }
 _HOME = {name: layer for layer, names in _LAZY.items() for name in names}
 
 __all__ = [
-    "__version__", "check_outputs", "PRESETS", "GridConfig", "NetworkConfig", "NVPConfig", "SparseGridConfig", "count_parameters",
+    "__version__", "check_outputs", "runs_root", "PRESETS", "GridConfig", "NetworkConfig", "NVPConfig", "SparseGridConfig", "count_parameters",
     "load_config", "size_sparse_grid", "SAMPLES", "Video", "load_video", "video_writer", "write_video",
     "DenseGrid2D", "SparseGrid3D", "ms_ssim", "psnr", "NVP", "Evaluation", "evaluate", "render", "TrainConfig",
     "Trainer", *_LAZY, *_HOME,

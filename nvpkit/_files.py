@@ -22,6 +22,26 @@ def refuse_overwrite(path: str | os.PathLike, overwrite: bool) -> Path:
     return path
 
 
+RUNS_ENV = "NVPKIT_RUNS"
+"""The environment variable that sets the runs root."""
+_PROJECT_MARKERS = (".git", "pyproject.toml")
+
+
+def runs_root(start: str | os.PathLike | None = None) -> Path:
+    """Where runs go by default: ``$NVPKIT_RUNS`` when set, else ``runs/`` at the root of the
+    project around ``start`` (default: the current folder; the nearest folder above it holding
+    ``.git`` or ``pyproject.toml``), else ``runs/`` in ``start``. A notebook opened in JupyterLab
+    (its kernel starts in ``notebooks/``), the same notebook run by papermill from the project
+    root and the command line all write to one folder, so they share cached baselines."""
+    if os.environ.get(RUNS_ENV):
+        return Path(os.environ[RUNS_ENV]).expanduser().resolve()
+    here = Path(start or os.getcwd()).resolve()
+    for folder in (here, *here.parents):
+        if any((folder / marker).exists() for marker in _PROJECT_MARKERS):
+            return folder / "runs"
+    return here / "runs"
+
+
 def check_out_dir(out_dir: str | os.PathLike, config: dict[str, Any], overwrite: bool) -> Path:
     """Create ``out_dir``, refusing one whose results.json came from other parameters (unless
     ``overwrite``): nothing is replaced silently."""

@@ -1,6 +1,7 @@
 """Video in and out: ``load_video`` reads any source into uint8 frames, ``write_video`` writes them.
 
-Sources: ``"sample"`` (the clip in ``data/``), a folder of png/jpg frames (natural
+Sources: ``"sample"`` (the clip in ``data/``), a dataset by name (``"uvg/Jockey"``, fetched
+with ``python -m nvpkit data fetch uvg/Jockey``), a folder of png/jpg frames (natural
 sort: the UVG layout ``f00001.png …``), any file the ffmpeg that imageio-ffmpeg
 ships can read (mp4, mkv, y4m, …), raw planar ``.yuv`` (size, chroma format and
 bit depth from arguments or from UVG-style names such as
@@ -26,10 +27,11 @@ import torch.nn.functional as F
 
 from ._checks import check_int
 from ._files import atomic_path, refuse_overwrite
+from ._resources import DATA_DIR
+from .datasets import DATASETS, dataset_path
 
 __all__ = ["Video", "load_video", "write_video", "video_writer", "SAMPLES"]
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 SAMPLES = {"sample": DATA_DIR / "bigbuckbunny.mp4"}
 """Clips shipped in ``data/`` by name (see ``data/README.md`` for source and licence)."""
 
@@ -192,7 +194,8 @@ def load_video(source: str | Path | np.ndarray = "sample", num_frames: int | Non
     """Load a video as uint8 RGB frames ``[T, H, W, 3]``.
 
     Args:
-        source: ``"sample"``, a folder of frames, a video file, a raw ``.yuv``, a ``.npy`` or an array.
+        source: ``"sample"``, a dataset name (``"uvg/Jockey"``, once fetched: ``nvpkit.datasets``), a
+            folder of frames, a video file, a raw ``.yuv``, a ``.npy`` or an array.
         num_frames: frames to keep (all if None); an error if the source has fewer.
         start: index of the first frame kept.
         stride: keep every ``stride``-th frame from ``start``.
@@ -212,8 +215,11 @@ def load_video(source: str | Path | np.ndarray = "sample", num_frames: int | Non
     if isinstance(source, np.ndarray):
         label, frames, total = name or "array", _check_array(source, "array"), len(source)
     else:
-        path = SAMPLES.get(str(source), Path(source))
-        label = name or path.stem
+        if str(source) in DATASETS:  # fetched into the dataset cache
+            path, label = dataset_path(str(source)), name or str(source).split("/")[-1]
+        else:
+            path = SAMPLES.get(str(source), Path(source))
+            label = name or path.stem
         if not path.exists():
             raise FileNotFoundError(f"load_video: {str(path)!r} does not exist (shipped samples: {sorted(SAMPLES)})")
         if path.is_dir():

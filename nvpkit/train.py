@@ -34,6 +34,7 @@ from .model import NVP
 __all__ = ["TrainConfig", "Trainer", "PixelSampler", "Checkpoint", "resume_or_start"]
 
 PUBLISHED_BATCH = 1_245_184
+PUBLISHED_STEPS = 144_700
 CPU_BATCH = 2**14
 CHECKPOINT_FORMAT = "nvpkit.trainer/2"  # 2: one parameter per 2D grid level
 

@@ -105,7 +105,7 @@ def test_from_params_turns_a_parameters_cell_into_a_config():
     cfg = nvpkit.GuideConfig.from_params(cell)
     assert cfg.settings == {"crf": 25, "qscale": (2, 4, 4), "framerate": 25, "preset": "slow"}
     assert cfg.sweep == ({"crf": 20}, {"crf": 30}) and cfg.steps == 100 and cfg.anchor_crfs == (20, 30)
-    assert cfg.overwrite is False and cfg.arm_names() == ("no guidance", "h264 guidance")
+    assert cfg.overwrite is False and cfg.arm_names() == ["no guidance", "h264 guidance"]
     av1 = nvpkit.GuideConfig.from_params({**cell, "compressor": "av1", "crf": 40})
     assert "preset" not in av1.settings and av1.settings["crf"] == 40  # not a setting of the av1 preset
     tucker = nvpkit.GuideConfig.from_params({"compressor": "tucker", "ranks": "480,240,240", "sweep_ranks": "0.5",

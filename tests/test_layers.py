@@ -16,9 +16,10 @@ HEAVY = ["papermill", "plotly", "matplotlib", "bjontegaard", "tensorly", "ray", 
 
 
 def layer_of(module: str) -> str | None:
-    """``nvpkit.compress.codecs`` -> "compress"; the package root and ``__main__`` are above every layer."""
+    """``nvpkit.compress.codecs`` -> "compress"; the package root, the command line and ``__main__`` are
+    above every layer."""
     parts = module.split(".")
-    if parts[0] != "nvpkit" or module in ("nvpkit", "nvpkit.__main__"):
+    if parts[0] != "nvpkit" or module in ("nvpkit", "nvpkit.__main__", "nvpkit.cli"):
         return None
     return parts[1] if parts[1] in LAYERS else "core"
 

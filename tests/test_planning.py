@@ -28,7 +28,7 @@ def test_a_rank_larger_than_the_sized_grid_fails_before_training(tmp_path, no_tr
     init = InitConfig(num_frames=8, downscale=8, steps=20, batch=512, device="cpu", ranks=(9, 4, 4),
                       out_dir=str(tmp_path / "init"))
     with pytest.raises(ValueError, match=r"InitConfig: ranks=\(9, 4, 4\) do not fit"):
-        nvpkit.run_init_experiment(init)
+        nvpkit.run_experiment(init)
 
 
 def test_an_encoder_option_x265_refuses_fails_before_training(tmp_path, no_training):
@@ -90,7 +90,8 @@ def test_plan_of_the_initialisation_study(tmp_path, tiny_video):
     cfg = InitConfig(num_frames=8, downscale=8, steps=20, batch=512, device="cpu", out_dir=str(tmp_path))
     p = nvpkit.plan(cfg, tiny_video, steps=1)
     assert p.memory["host"]["training state of the arms"] == len(cfg.arms()) * planning.TRAIN_BYTES * p.parameters["total"]
-    assert p.checkpoint_bytes == 0 and p.measured["Tucker init"] > 0 and p.bits is not None
+    assert p.checkpoint_bytes == len(cfg.arms()) * planning.CHECKPOINT_BYTES * p.parameters["total"]  # every arm
+    assert p.measured["Tucker init"] > 0 and p.bits is not None
 
 
 def test_check_returns_the_round_trip_times(tmp_path, tiny_video):
@@ -129,3 +130,32 @@ def test_check_all_reads_the_first_frames_but_checks_ranks_against_the_whole_cli
         check_all([guide(tmp_path, num_frames=16, compressor="tucker", settings={"ranks": (20, 4, 4)})], frames=8)
     with pytest.raises(ValueError, match="max cu size"):
         check_all([fits, guide(tmp_path, num_frames=16, settings={"x265_params": "ctu=7"})], frames=8)
+
+
+@pytest.mark.parametrize("cls, batch", [(ExperimentConfig, 16_384), (GuideConfig, 1024), (InitConfig, 1024)])
+def test_auto_batch_on_the_cpu_is_the_kinds(cls, batch, tmp_path, tiny_video):
+    cfg = cls(num_frames=8, downscale=8, device="cpu", out_dir=str(tmp_path))
+    assert cfg.batch == "auto" and cfg.train_config().batch == batch
+    chosen, why = planning.choose_batch(cfg, tiny_video)
+    assert chosen.batch == batch and why == f"auto: {batch:,} on the CPU"
+    assert planning.choose_batch(chosen, tiny_video) == (chosen, "given")
+    assert nvpkit.GuideConfig.from_params({"batch": "4096"}, device="cpu").batch == 4096  # papermill's text
+    with pytest.raises(ValueError, match="batch='big' is not allowed; use an int >= 1 or 'auto'"):
+        cls(batch="big", device="cpu")
+
+
+def test_fit_batch_takes_the_published_batch_when_it_fits():
+    published = 1_245_184
+    assert planning.fit_batch(per_pixel=1000, budget=2 * published * 1000)[0] == published
+    batch, why = planning.fit_batch(per_pixel=1000, budget=published * 1000)  # 90% of it usable: less
+    assert batch == int(0.9 * published) // 16_384 * 16_384 == 1_114_112
+    assert batch % 16_384 == 0 and "the largest multiple of 16,384 that fits" in why and "1,245,184" in why
+    with pytest.raises(ValueError, match="batch='auto'.*16,384 pixels.*smaller batch"):
+        planning.fit_batch(per_pixel=1000, budget=10_000_000)
+
+
+def test_the_plan_notes_runs_far_from_the_published_pixels():
+    assert planning.pixels_note(144_700, 1_245_184) is None
+    assert planning.pixels_note(144_700 // 5, 1_245_184) is None  # within a factor of 10
+    note = planning.pixels_note(25_000, 1024)
+    assert "25,000 x 1,024 = 25,600,000 pixels" in note and "0.000142 times" in note

@@ -97,7 +97,7 @@ def test_lossless_guidance_over_two_seeds(tmp_path):
 def test_initialisation_study_over_two_seeds(tmp_path):
     cfg = nvpkit.InitConfig(num_frames=4, downscale=8, steps=20, batch=512, device="cpu", log_every=10,
                             compare_mappings=False, seeds=(0, 1), psnr_level=5.0, out_dir=str(tmp_path))
-    results = nvpkit.run_init_experiment(cfg)
+    results = nvpkit.run_experiment(cfg)
     assert [r["seed"] for r in results.table] == [0, 0, 0, 1, 1, 1] and len(results.runs) == 2
     table = nvpkit.format_init_table(results)
     assert "| random init | 2 |" in table and "Against random init, paired by seed:" in table

@@ -303,8 +303,10 @@ class _Video(_PerChannel):
     def _check(self) -> None:
         check_int(self.name, "crf", self.crf, 0, self._crf_max)
         check_choice(self.name, "bit_depth", self.bit_depth, {8, 10})
-        if not (isinstance(self.framerate, (int, float)) and 0 < self.framerate <= 1000):
+        if isinstance(self.framerate, bool) or not (isinstance(self.framerate, (int, float))
+                                                     and 0 < self.framerate <= 1000):
             raise ValueError(f"{self.name}: framerate={self.framerate!r} is not allowed; use a number in (0, 1000]")
+        self.framerate = float(self.framerate)  # 25 and 25.0 are one setting: the same bytes in an artifact
 
     def _encoder_args(self) -> list[str]:
         """The encoder's settings on the ffmpeg command line (after ``-c:v <_encoder>``)."""

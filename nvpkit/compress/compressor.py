@@ -23,7 +23,7 @@ from .base import Codec, Encoded, Float, Quantize
 from .codecs import AV1, H264, HEVC, JPEG, PNG, SVTAV1, VVC, WebP
 from .tucker import Tucker
 
-__all__ = ["Compressor", "Compressed", "CODECS", "COMPRESSORS", "make_compressor", "preset_settings",
+__all__ = ["Compressor", "Compressed", "CODECS", "COMPRESSORS", "SETTING_HELP", "make_compressor", "preset_settings",
            "config_bits"]
 
 CODECS: dict[str, type[Codec]] = {c.name: c for c in (Float, Quantize, JPEG, WebP, PNG, HEVC, H264, AV1, VVC, SVTAV1,
@@ -164,6 +164,26 @@ COMPRESSORS = {
     "float": _float,  # the uncompressed model
 }
 """Compressor presets by name; each takes plain keyword settings."""
+
+
+SETTING_HELP = {
+    "qscale": "JPEG -qscale:v of the xy, xt and yt grids, e.g. 2,3,3 (lower: more bits)",
+    "decoder_dtype": "storage of the decoder MLP: float32 or float16",
+    "crf": "constant rate factor of the sparse grid's video codec (lower: more bits)",
+    "preset": "encoder preset of the sparse grid's video codec (x265: ultrafast ... veryslow)",
+    "cpu_used": "libaom's speed setting of the sparse grid's AV1 encoder (higher: faster)",
+    "framerate": "frame rate written in the sparse grid's video stream (the rate control reads it)",
+    "x265_params": "extra x265 options, e.g. bframes=0 (checked before training)",
+    "bit_depth": "bit depth of the sparse grid's video stream: 8 or 10",
+    "ranks": "Tucker ranks (t, x, y) of the sparse grid: ints, or fractions of its modes, e.g. 0.8,0.8,0.8",
+    "storage": "storage of the Tucker core and factors: float32, float16 or uint8",
+    "init": "initialisation of HOOI: svd or random",
+    "n_iter": "HOOI iterations",
+    "plane_ranks": "Tucker ranks of the 2D grids too (empty: stored as float)",
+    "bits": "bits per value of the uniform quantizer",
+    "dtype": "storage of every value: float32 or float16",
+}
+"""What each keyword setting of the compressor presets means (the command line's help)."""
 
 
 def preset_settings(name: str) -> tuple[str, ...]:

@@ -7,7 +7,7 @@ import json
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -16,12 +16,15 @@ from .._files import Claim, publish
 from ..data import Video
 from ..provenance import code_version
 from ..train import CHECKPOINT_FORMAT, Trainer
-from .config import GuideConfig
+
+if TYPE_CHECKING:
+    from .config import ExperimentConfig
+    from .guide import GuideConfig
 
 __all__ = ["video_key", "arm_key", "BASELINE_KEYS", "GUIDED_KEYS", "baseline", "baseline_path"]
 
 BASELINE_KEYS = ("config", "steps", "batch", "lr", "seed", "log_every", "compile")
-"""The config fields that determine the no-guidance arm."""
+"""The config fields that determine the no-guidance arm (and the one arm of plain training)."""
 GUIDED_KEYS = (*BASELINE_KEYS, "period", "compressor", "settings", "mode", "reset_optimizer", "probe_pixels")
 """The config fields that determine the guided arm."""
 
@@ -34,7 +37,7 @@ def video_key(video: Video) -> str:
     return hashlib.sha256(np.ascontiguousarray(video.frames).data).hexdigest()[:16]
 
 
-def arm_key(cfg: GuideConfig, video: Video, names: Iterable[str]) -> str:
+def arm_key(cfg: "ExperimentConfig", video: Video, names: Iterable[str]) -> str:
     """Hash of everything that determines an arm's training: the named config fields, the video, the
     device type, the checkpoint format and the code (nvpkit version and sources, torch)."""
     keyed: dict[str, Any] = {k: v for k, v in cfg.to_dict().items() if k in set(names)}
@@ -43,12 +46,12 @@ def arm_key(cfg: GuideConfig, video: Video, names: Iterable[str]) -> str:
     return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def baseline_path(cfg: GuideConfig, video: Video) -> Path:
+def baseline_path(cfg: "GuideConfig", video: Video) -> Path:
     """Where the no-guidance arm of ``cfg`` on ``video`` is cached."""
     return Path(cfg.cache_dir) / f"baseline-{arm_key(cfg, video, BASELINE_KEYS)}.pt"
 
 
-def _cached_arm(path: Path, video: Video, cfg: GuideConfig) -> Trainer | None:
+def _cached_arm(path: Path, video: Video, cfg: "GuideConfig") -> Trainer | None:
     """The cached arm at ``path`` if it exists and ran all ``cfg.steps``."""
     if not path.exists():
         return None
@@ -56,7 +59,7 @@ def _cached_arm(path: Path, video: Video, cfg: GuideConfig) -> Trainer | None:
     return trainer if trainer.step_count == cfg.steps else None
 
 
-def baseline(cfg: GuideConfig, video: Video, label: str, out: Path,
+def baseline(cfg: "GuideConfig", video: Video, label: str, out: Path,
              train: Callable[[Path, str, Callable[[Trainer], Any]], Trainer], *, wait: bool
              ) -> tuple[Trainer, Path] | None:
     """The no-guidance arm: from the cache when the same parameters trained it before, else

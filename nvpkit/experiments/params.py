@@ -5,14 +5,17 @@ Papermill injects parameters as strings and numbers (``-p period 10000``, ``-p q
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
+import inspect
+import textwrap
 import typing
 from collections.abc import Mapping
 from typing import Any
 
 from .._checks import is_int
 
-__all__ = ["parse_value", "parse_list", "parse_setting", "parse_fields"]
+__all__ = ["parse_value", "parse_list", "parse_setting", "parse_fields", "field_docs"]
 
 
 def parse_value(text: Any) -> Any:
@@ -47,6 +50,8 @@ def parse_setting(text: Any) -> Any:
 
 def _coerce(owner: str, name: str, kind: Any, value: Any) -> Any:
     where = f"{owner}.{name}={value!r}"
+    if kind == int | str:  # a number or a word ("auto"): the config checks which words it takes
+        return parse_value(value)
     if kind is bool:
         if isinstance(value, str) and value.lower() in ("true", "false"):
             return value.lower() == "true"
@@ -80,3 +85,19 @@ def parse_fields(cls: type, params: Mapping[str, Any]) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
     return {f.name: _coerce(cls.__name__, f.name, hints.get(f.name), params[f.name])
             for f in dataclasses.fields(cls) if f.init and f.name in params}
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring under each field of the dataclass ``cls`` (its bases' too; the nearest
+    class's wins), by field name: the help text of the command line and the documentation."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        body = ast.parse(textwrap.dedent(inspect.getsource(klass))).body[0].body
+        for node, after in zip(body, body[1:]):
+            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                    and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
+                    and isinstance(after.value.value, str)):
+                docs[node.target.id] = " ".join(after.value.value.split())
+    return docs

@@ -1,26 +1,29 @@
 """Before a long run: every setting checked against the model sized for the clip, and a plan.
 
-``check(cfg, video)`` is what ``run_experiment`` and ``run_init_experiment`` do before the first
-training step: the memory the run needs against what the machine has, Tucker ranks against the
-grid sized for the clip, then one real round trip of the model's initial grids through every
-compressor the run will use (the final one and each sweep setting; Tucker initialisation at its
-ranks), so a rank larger than the sized grid or an option the encoder refuses fails in seconds,
-naming the parameter; a check that passed is not repeated in the same process for the same config
-and clip (``plan`` then ``run_experiment`` round-trips once). ``check_all`` is what ``sweep`` does
-for every job before submitting any: the same on the first frames of each clip (ranks still against
-the full length), without the memory check. ``plan(cfg)`` adds measured times (a few training
-steps, a frame's evaluation, a few anchor frames) and the estimated wall-clock of every stage of the
-experiment.
+``check(cfg, video)`` is what ``run_experiment`` does before the first training step: the memory the
+run needs against what the machine has, Tucker ranks against the grid sized for the clip, then one
+real round trip of the model's initial grids through every compressor the run will use (the final
+one and each sweep setting) and the kind's own preparations (Tucker initialisation at its ranks), so
+a rank larger than the sized grid or an option the encoder refuses fails in seconds, naming the
+parameter; a check that passed is not repeated in the same process for the same config and clip
+(``plan`` then ``run_experiment`` round-trips once). ``check_all`` is what ``sweep`` does for every
+job before submitting any: the same on the first frames of each clip (ranks still against the full
+length), without the memory check. ``plan(cfg)`` adds measured times (a few training steps, a
+frame's evaluation, what the kind times: a few anchor frames) and the estimated wall-clock of every
+stage of the experiment, which the kind estimates (``ExperimentConfig.stages``). ``choose_batch``
+turns ``batch="auto"`` into a number: the published batch on a GPU whose memory holds its step, else
+the largest that fits, the kind's CPU batch on the CPU.
 
 Memory is estimated per parameter P of the sized model and per byte of the uint8 clip:
 ``TRAIN_BYTES`` for every arm held at once (value, gradient, two AdamW moments), ``EVAL_BYTES`` for
 a compression (decoded tensors and the model built from them), ``DECODED_BYTES`` for every decoded
-model kept (guided training keeps both arms' for the viewer), the clip (twice on CUDA when it stays
-in pinned host memory) and the activations of a training step (measured by ``plan``). With several
-seeds the arms of one seed are held at a time.
+model kept (``decoded_models``: guided training keeps both arms' for the viewer), the clip (twice on
+CUDA when it stays in pinned host memory) and the activations of a training step (measured by
+``plan``). With several seeds the arms of one seed are held at a time.
 """
 from __future__ import annotations
 
+import gc
 import json
 import time
 from dataclasses import dataclass, field
@@ -29,19 +32,17 @@ from typing import Any
 import torch
 
 from .._device import available_host_memory, host_peak_memory, reset_host_peak, resolve_device
-from ..compress import CodecError, Compressor, Tucker, make_compressor
-from ..compress.rd import anchor_decode, anchor_encode
+from ..compress import CodecError
 from ..data import Video, load_video
 from ..model import NVP
 from ..parts import count_parameters
 from ..rendering import evaluate
-from .cache import baseline_path, video_key
-from .config import ExperimentConfig, GuideConfig, InitConfig
-from .guidance import Guidance
-from .initialize import tucker_init
+from ..train import PUBLISHED_BATCH, PUBLISHED_STEPS
+from .cache import video_key
+from .config import AUTO, ExperimentConfig, Timing
 
-__all__ = ["Plan", "plan", "check", "check_all", "memory_needed", "memory_available", "TRAIN_BYTES", "EVAL_BYTES",
-           "DECODED_BYTES", "CHECKPOINT_BYTES"]
+__all__ = ["Plan", "plan", "check", "check_all", "choose_batch", "fit_batch", "memory_needed", "memory_available",
+           "pixels_note", "TRAIN_BYTES", "EVAL_BYTES", "DECODED_BYTES", "CHECKPOINT_BYTES", "PUBLISHED_PIXELS"]
 
 TRAIN_BYTES = 16
 """Bytes per parameter of an arm in training: value, gradient and two AdamW moments, float32."""
@@ -51,23 +52,17 @@ DECODED_BYTES = 4
 """Bytes per parameter of a decoded model kept after the final compression (float32 values)."""
 CHECKPOINT_BYTES = 12
 """Bytes per parameter of a checkpoint: the values and the two AdamW moments."""
+PUBLISHED_PIXELS = PUBLISHED_STEPS * PUBLISHED_BATCH
+"""Pixels a published run's arm trains on (steps x batch)."""
+BATCH_QUANTUM = 2**14
+"""An ``"auto"`` batch smaller than the published one is a multiple of this."""
+PROBE_BATCH = 2**16
+"""The batch whose step's working memory ``choose_batch`` measures on CUDA."""
+DEVICE_HEADROOM = 0.9
+"""The share of free device memory an ``"auto"`` batch may plan to fill."""
 GiB = 2**30
 _PASSED: dict[tuple[str, str, int | None], dict[str, float]] = {}
 """The round-trip seconds of every ``check`` that passed in this process, by config, clip and num_frames."""
-
-
-def _held_arms(cfg: ExperimentConfig) -> int:
-    """Trainers an experiment holds at once (the results keep every arm for the notebook)."""
-    if isinstance(cfg, GuideConfig):
-        return 2
-    if isinstance(cfg, InitConfig):
-        return len(cfg.arms())
-    return 1
-
-
-def _checkpointed_arms(cfg: ExperimentConfig) -> int:
-    """Arms whose checkpoints stay on disk (guided training: the guided one and the cached baseline)."""
-    return 0 if isinstance(cfg, InitConfig) else _held_arms(cfg)
 
 
 def memory_needed(cfg: ExperimentConfig, video: Video, activations: int = 0) -> dict[str, dict[str, int]]:
@@ -76,12 +71,8 @@ def memory_needed(cfg: ExperimentConfig, video: Video, activations: int = 0) -> 
     device = resolve_device(cfg.device)
     params = count_parameters(cfg.model_config(video))["total"]
     clip = video.frames.nbytes
-    if isinstance(cfg, GuideConfig):  # both arms' decoded models (and the first seed's, with several seeds)
-        decoded = (4 if len(cfg.seed_list()) > 1 else 2) * DECODED_BYTES * params
-    else:
-        decoded = DECODED_BYTES * params
-    training = {"training state of the arms": _held_arms(cfg) * TRAIN_BYTES * params, "step activations": activations,
-                "decoded models": decoded}
+    training = {"training state of the arms": cfg.held_arms() * TRAIN_BYTES * params, "step activations": activations,
+                "decoded models": cfg.decoded_models() * DECODED_BYTES * params}
     host = {"uint8 clip": clip, "compression": EVAL_BYTES * params}
     if device.type == "cpu":
         return {"host": {**host, **training}}
@@ -110,25 +101,14 @@ def _check_memory(cfg: ExperimentConfig, video: Video, activations: int = 0) -> 
                 "downscale or a smaller model config")
 
 
-def _compressors(cfg: ExperimentConfig) -> dict[str, Compressor]:
-    """Every compressor a run uses, by the parameter that names it."""
-    if isinstance(cfg, GuideConfig):
-        found = {f"compressor={cfg.compressor!r}, settings={cfg.settings!r}": cfg.final_compressor()}
-        for override in cfg.sweep:
-            found[f"sweep setting {override!r}"] = cfg.final_compressor(**override)
-        return found
-    if isinstance(cfg, InitConfig):
-        return {f"ranks={cfg.ranks!r} (the final Tucker compression)": make_compressor("tucker", ranks=tuple(cfg.ranks))}
-    return {}
-
-
 def check(cfg: ExperimentConfig, video: Video, *, memory: bool = True, model: NVP | None = None,
           num_frames: int | None = None) -> dict[str, float]:
     """Check ``cfg`` against the model sized for ``video`` before anything trains: memory (unless
     ``memory=False``); Tucker ranks against the sized grid, from shapes; then one round trip of the
-    initial grids through each compressor the run uses and, for ``InitConfig``, the Tucker
-    initialisation. Raises ``ValueError`` naming the parameter; returns the seconds each round trip
-    took (the first estimate of a guidance event's cost). The round trips of a check that passed
+    initial grids through each compressor the run uses and the kind's own preparations
+    (``extra_checks``: the Tucker initialisation of ``InitConfig``). Raises ``ValueError`` naming
+    the parameter; returns the seconds each round trip took (the first estimate of a guidance
+    event's cost). The round trips of a check that passed
     before in this process, for the same config and clip, are not repeated: their seconds are returned.
 
     ``num_frames``: the clip's full length when ``video`` holds only its first frames (a sweep driver
@@ -139,14 +119,9 @@ def check(cfg: ExperimentConfig, video: Video, *, memory: bool = True, model: NV
         _check_memory(cfg, video)
     name = type(cfg).__name__
     full = cfg.model_config(video, num_frames)
-    if isinstance(cfg, InitConfig):
-        try:
-            Tucker(ranks=tuple(cfg.ranks)).ranks_for(full.sparse.shape[:3])
-        except ValueError as err:
-            raise ValueError(f"{name}: ranks={cfg.ranks!r} do not fit the sparse grid sized for the clip "
-                             f"({full.sparse.shape[:3]}): {err}") from None
+    cfg.check_model(full)
     encoders = {}
-    for label, compressor in _compressors(cfg).items():
+    for label, compressor in cfg.compressors().items():
         try:
             compressor.shape_bits(full)
             if num_frames is None:
@@ -159,11 +134,7 @@ def check(cfg: ExperimentConfig, video: Video, *, memory: bool = True, model: NV
     if key in _PASSED:
         return dict(_PASSED[key])
     model = model if model is not None else NVP.seeded(cfg.model_config(video), cfg.seed)  # an arm's start
-    seconds = {}
-    if isinstance(cfg, InitConfig) and num_frames is None:
-        started = time.perf_counter()
-        tucker_init(model, video, tuple(cfg.ranks), mapping=cfg.mapping, scale=cfg.scale)
-        seconds["tucker_init"] = time.perf_counter() - started
+    seconds = cfg.extra_checks(model, video) if num_frames is None else {}
     for label, compressor in encoders.items():
         try:
             seconds[label] = compressor.roundtrip(model).seconds
@@ -182,8 +153,7 @@ def check_all(configs: list[ExperimentConfig], frames: int = 8) -> None:
     seen = set()
     for cfg in configs:
         clip = (cfg.dataset, cfg.num_frames, cfg.downscale)
-        what = (clip, cfg.config, cfg.seed, tuple(_compressors(cfg)),
-                (cfg.ranks, cfg.mapping, cfg.scale) if isinstance(cfg, InitConfig) else None)
+        what = (clip, cfg.config, cfg.seed, cfg.check_signature())
         if what in seen:
             continue
         seen.add(what)
@@ -213,6 +183,12 @@ class Plan:
     """Seconds: ``step``, ``frame`` (evaluation of a frame), ``anchor frame``, and each check."""
     stages: list[tuple[str, float, str]] = field(default_factory=list)
     """Estimated (stage, seconds, what) of the whole experiment, in order."""
+    batch: int = 0
+    """Pixels per step of the run."""
+    batch_reason: str = ""
+    """Why this batch (given, or what ``"auto"`` chose and why)."""
+    warnings: list[str] = field(default_factory=list)
+    """What the run should know before it starts (e.g. far fewer pixels seen than published)."""
 
     @property
     def total_seconds(self) -> float:
@@ -224,7 +200,8 @@ class Plan:
                 "checkpoint_bytes": self.checkpoint_bytes, "bits": self.bits, "bpp": self.bpp,
                 "compressor": self.compressor,
                 "measured": self.measured, "stages": [list(s) for s in self.stages],
-                "total_seconds": self.total_seconds}
+                "total_seconds": self.total_seconds, "batch": self.batch, "batch_reason": self.batch_reason,
+                "warnings": self.warnings}
 
     def __repr__(self) -> str:
         counts = " · ".join(f"{k} {v:,}" for k, v in self.parameters.items())
@@ -234,6 +211,7 @@ class Plan:
             lines.append(f"  {where} memory: {_size(sum(items.values()))} needed ({_items(items)}); "
                          + (f"{_size(have)} available" if have is not None else "available unknown"))
         lines.append(f"  disk: {_size(self.checkpoint_bytes)} of checkpoints")
+        lines.append(f"  batch: {self.batch:,} pixels per step ({self.batch_reason})")
         if self.bits is not None:
             lines.append(f"  final size from shapes: {self.bits['total']:,} bits = {self.bpp:.4f} bpp")
         elif self.compressor is not None:
@@ -243,6 +221,7 @@ class Plan:
         width = max(len(s) for s, _, _ in self.stages)
         lines += [f"  {s:<{width}}  {_duration(sec):>9}  {what}" for s, sec, what in self.stages]
         lines.append(f"  {'total':<{width}}  {_duration(self.total_seconds):>9}")
+        lines += [f"  WARNING: {w}" for w in self.warnings]
         return "\n".join(lines)
 
 
@@ -280,9 +259,7 @@ def _time_steps(cfg: ExperimentConfig, video: Video, steps: int) -> tuple[float,
         torch.cuda.reset_peak_memory_stats(device)
     else:
         base = host_peak_memory() if reset_host_peak() else None
-    trainer = cfg.new_trainer(video)
-    if isinstance(cfg, GuideConfig) and cfg.mode == "straight_through":  # quantized grids in every step
-        Guidance(cfg.final_compressor(), cfg.period, video, mode=cfg.mode).attach(trainer)
+    trainer = cfg.timed_trainer(video)
     for _ in range(2):
         trainer.step()
     _sync(device)
@@ -290,7 +267,7 @@ def _time_steps(cfg: ExperimentConfig, video: Video, steps: int) -> tuple[float,
     for _ in range(steps):
         trainer.step()
     _sync(device)
-    seconds = (time.perf_counter() - started) / steps
+    seconds = (time.perf_counter() - started) / max(steps, 1)
     peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else host_peak_memory()
     state = TRAIN_BYTES * count_parameters(trainer.model.config)["total"]
     if device.type == "cuda" and not trainer.sampler.pinned:
@@ -299,90 +276,92 @@ def _time_steps(cfg: ExperimentConfig, video: Video, steps: int) -> tuple[float,
     return seconds, activations, trainer.model
 
 
-def _clip(video: Video, frames: int) -> Video:
-    return Video(video.frames[:frames], video.name, video.fps, video.source)
+def fit_batch(per_pixel: float, budget: int, published: int = PUBLISHED_BATCH) -> tuple[int, str]:
+    """The batch ``"auto"`` chooses on a device with ``budget`` bytes for a step's working memory,
+    ``per_pixel`` bytes per pixel of the batch: the published batch when it fits in
+    ``DEVICE_HEADROOM`` of the budget, else the largest multiple of ``BATCH_QUANTUM`` that does
+    (``ValueError`` when not even one does); and why, in words."""
+    usable = DEVICE_HEADROOM * budget
+    need = per_pixel * published
+    if need <= usable:
+        return published, f"auto: the published batch; a step needs {_size(int(need))} of {_size(budget)} free"
+    fits = int(usable / per_pixel) // BATCH_QUANTUM * BATCH_QUANTUM if per_pixel > 0 else 0
+    if fits < BATCH_QUANTUM:
+        raise ValueError(f"batch='auto': a step of {BATCH_QUANTUM:,} pixels needs "
+                         f"{_size(int(per_pixel * BATCH_QUANTUM))} of device memory, {_size(budget)} free after the "
+                         "model and the clip; give a smaller batch, fewer frames (num_frames) or a smaller model config")
+    return fits, (f"auto: the published {published:,} needs {_size(int(need))} of device memory for a step, "
+                  f"{_size(budget)} free; the largest multiple of {BATCH_QUANTUM:,} that fits")
+
+
+def choose_batch(cfg: ExperimentConfig, video: Video) -> tuple[ExperimentConfig, str]:
+    """``cfg`` with its batch chosen, and why: a given batch is kept; ``"auto"`` is the kind's
+    ``cpu_batch`` on the CPU and, on CUDA, ``fit_batch`` of a step's working memory per pixel
+    (measured at ``PROBE_BATCH``) and the device memory left by the run's other needs."""
+    if cfg.batch != AUTO:
+        return cfg, "given"
+    device = resolve_device(cfg.device)
+    if device.type != "cuda":
+        return cfg.with_batch(cfg.cpu_batch), f"auto: {cfg.cpu_batch:,} on the CPU"
+    probe = cfg.with_batch(PROBE_BATCH)
+    _, activations, _ = _time_steps(probe, video, 1)
+    gc.collect()  # the probe's trainer
+    others = sum(memory_needed(probe, video)["device"].values())  # the run's model, state, clip, decoded models
+    free = torch.cuda.mem_get_info(device)[0] + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+    budget = max(0, free - others)
+    batch, reason = fit_batch(activations / PROBE_BATCH, budget)
+    return cfg.with_batch(batch), reason
+
+
+def pixels_note(steps: int, batch: int) -> str | None:
+    """What to say of an arm that trains on ``steps x batch`` pixels: nothing within a factor of 10
+    of the published run's ``PUBLISHED_PIXELS``, else how far it is."""
+    seen = steps * batch
+    if PUBLISHED_PIXELS / 10 <= seen <= PUBLISHED_PIXELS * 10:
+        return None
+    return (f"each arm trains on steps x batch = {steps:,} x {batch:,} = {seen:,} pixels, "
+            f"{seen / PUBLISHED_PIXELS:.3g} times the published run's {PUBLISHED_STEPS:,} x {PUBLISHED_BATCH:,}: its numbers are "
+            "not comparable with published ones (batch 'auto' takes the published batch where the GPU's memory allows)")
 
 
 def _frame_seconds(model: NVP, video: Video, ms_ssim: bool) -> float:
     """Seconds to render and score one frame (two timed)."""
-    clip = _clip(video, min(2, video.num_frames))
+    clip = Video(video.frames[:min(2, video.num_frames)], video.name, video.fps, video.source)
     started = time.perf_counter()
     evaluate(model, clip, ms_ssim=ms_ssim, progress=False)
     return (time.perf_counter() - started) / clip.num_frames
 
 
-def _anchor_frame_seconds(cfg: GuideConfig, video: Video) -> float:
-    """Seconds to encode and decode one frame with the anchor (a few frames timed)."""
-    clip = _clip(video, min(3, video.num_frames))
-    settings = cfg.anchor()
-    started = time.perf_counter()
-    stream = anchor_encode(clip, settings["codec"], sorted(cfg.anchor_crfs)[len(cfg.anchor_crfs) // 2],
-                           settings["preset"], settings["chroma"])
-    for _ in anchor_decode(stream, clip, settings["codec"]):
-        pass
-    return (time.perf_counter() - started) / clip.num_frames
-
-
 def plan(cfg: ExperimentConfig, video: Video | None = None, *, steps: int = 5) -> Plan:
-    """The plan of ``cfg`` on this machine: ``check`` (refusing what does not fit or fails), then
-    ``steps`` timed training steps, a frame's evaluation and (guided training) a few anchor frames,
-    and the estimated seconds of every stage. ``video`` defaults to ``cfg.load_video()``."""
+    """The plan of ``cfg`` on this machine: the batch chosen (``choose_batch``), ``check``
+    (refusing what does not fit or fails), then ``steps`` timed training steps, a frame's
+    evaluation and what the kind times itself (the anchor of guided training), and the estimated
+    seconds of every stage. ``video`` defaults to ``cfg.load_video()``."""
     video = video if video is not None else cfg.load_video()
     device = resolve_device(cfg.device)
+    cfg, reason = choose_batch(cfg, video)
     _check_memory(cfg, video)
     step, activations, model = _time_steps(cfg, video, steps)
     _check_memory(cfg, video, activations)
-    frame = _frame_seconds(model, video, ms_ssim=True)
-    plain_frame = _frame_seconds(model, video, ms_ssim=False)
-    checks = check(cfg, video, memory=False, model=model)
-    measured = {"step": step, "frame": plain_frame, "frame with MS-SSIM": frame}
-    frames = video.num_frames
-    stages: list[tuple[str, float, str]] = []
-    bits = bpp = None
+    timing = Timing(step=step, frame=_frame_seconds(model, video, ms_ssim=False),
+                    frame_ms_ssim=_frame_seconds(model, video, ms_ssim=True),
+                    checks=check(cfg, video, memory=False, model=model))
+    stages, extra = cfg.stages(video, timing)
+    measured = {"step": step, "frame": timing.frame, "frame with MS-SSIM": timing.frame_ms_ssim, **extra}
     model_config = cfg.model_config(video)
-    seeds = len(cfg.seed_list())
-    per_seed = f" x {seeds} seeds" if cfg.seeds else ""
-    if isinstance(cfg, GuideConfig):
-        final = next(iter(checks.values()))
-        events = cfg.steps // cfg.period
-        base_name, guided_name = cfg.arm_names()
-        cached = sum(baseline_path(cfg.for_seed(s) if cfg.seeds else cfg, video).exists() for s in cfg.seed_list())
-        stages += [(base_name, (seeds - cached) * cfg.steps * step,
-                    f"{cfg.steps:,} steps{per_seed}" + (f" ({cached} cached)" if cached else "")),
-                   (guided_name, seeds * (cfg.steps * step + events * final),
-                    f"{cfg.steps:,} steps, {events} events{per_seed}")]
-        stages.append(("final compression and evaluation", seeds * 2 * (final + frames * (frame + plain_frame)),
-                       f"2 arms x (round trip + {frames} frames twice){per_seed}"))
-        if cfg.sweep:
-            sweep = sum(list(checks.values())[1:]) + len(cfg.sweep) * frames * plain_frame
-            stages.append(("RD sweep", seeds * 2 * sweep, f"2 arms x {len(cfg.sweep)} settings{per_seed}"))
-        if cfg.anchor_crfs:
-            anchor = _anchor_frame_seconds(cfg, video)
-            measured["anchor frame"] = anchor
-            stages.append(("anchor", len(cfg.anchor_crfs) * frames * anchor, f"{len(cfg.anchor_crfs)} crfs"))
-        measured["guidance event"] = final
-        compressor, name = cfg.final_compressor(), cfg.compressor
-    elif isinstance(cfg, InitConfig):
-        arms = len(cfg.arms())
-        final = checks[next(k for k in checks if k.startswith("ranks"))]
-        measured["Tucker init"], measured["Tucker compression"] = checks["tucker_init"], final
-        stages.append(("arms", seeds * arms * (cfg.steps * step + checks["tucker_init"]),
-                       f"{arms} arms x {cfg.steps:,} steps{per_seed}"))
-        stages.append(("Tucker compression and evaluation", seeds * arms * (final + 2 * frames * plain_frame),
-                       f"{arms} arms x (round trip + {frames} frames twice){per_seed}"))
-        compressor, name = make_compressor("tucker", ranks=tuple(cfg.ranks)), "tucker"
-    else:
-        stages += [("training", cfg.steps * step, f"{cfg.steps:,} steps"),
-                   ("evaluation", frames * frame, f"{frames} frames")]
-        compressor = name = None
-    if compressor is not None:
+    bits = bpp = name = None
+    if cfg.final() is not None:
+        name, compressor = cfg.final()
         try:
             bits = compressor.shape_bits(model_config)
             bpp = bits["total"] / video.num_pixels
         except TypeError:  # a codec whose size depends on the content
             pass
+    far = pixels_note(cfg.steps, cfg.batch) if device.type == "cuda" else None  # a CPU run is small by design
+    warnings = [far] if far else []
     params = count_parameters(model_config)
     return Plan(experiment=type(cfg).__name__, video=repr(video), device=str(device), parameters=params,
                 memory=memory_needed(cfg, video, activations), available=memory_available(device),
-                checkpoint_bytes=seeds * _checkpointed_arms(cfg) * CHECKPOINT_BYTES * params["total"],
-                bits=bits, bpp=bpp, compressor=name, measured=measured, stages=stages)
+                checkpoint_bytes=len(cfg.seed_list()) * cfg.checkpointed_arms() * CHECKPOINT_BYTES * params["total"],
+                bits=bits, bpp=bpp, compressor=name, measured=measured, stages=stages, batch=cfg.batch,
+                batch_reason=reason, warnings=warnings)

@@ -20,7 +20,8 @@ class Results:
     """One experiment's results; results.json holds exactly the saved fields."""
 
     kind: str
-    """'guide' (compression-guided training) or 'init' (initialisation study)."""
+    """The kind of experiment: 'train' (plain training), 'guide' (compression-guided training) or
+    'init' (initialisation study)."""
     config: dict
     """The experiment config (``to_dict``)."""
     video: dict
@@ -32,7 +33,8 @@ class Results:
     events: list = field(default_factory=list)
     """Guidance events of the guided arm: step, bits, bpp, PSNR before and after, seconds."""
     final: dict = field(default_factory=dict)
-    """Per arm, the final compression: bits per part, bpp, PSNR, MS-SSIM, per-frame PSNR."""
+    """Per arm, the final measurement: of the final compression (bits per part, bpp, PSNR, MS-SSIM,
+    per-frame PSNR) or, for plain training, the evaluation of the model."""
     rd: dict = field(default_factory=dict)
     """Per arm, the RD sweep of the final compressor."""
     anchor: list = field(default_factory=list)
@@ -58,7 +60,8 @@ class Results:
     trainers: dict = field(default_factory=dict, repr=False, compare=False)
     """The arms' trainers (in memory only, not saved)."""
     decoded: dict = field(default_factory=dict, repr=False, compare=False)
-    """The arms' models after the final compression, as a decoder rebuilds them (in memory only)."""
+    """The arms' models as they were evaluated: after the final compression, as a decoder rebuilds
+    them (plain training: the trained model; in memory only)."""
     clip: Any = field(default=None, repr=False, compare=False)
     """The video the arms were trained on (in memory only)."""
 

@@ -34,18 +34,39 @@ import papermill
 from .._progress import progress_bar
 from .._checks import check_int
 from .._files import write_json
+from .._resources import notebook_path
 from ..experiments import NOTEBOOK_CONFIGS, check_all, parse_list
 from .collect import RECORD, SEED_KEYS, collect, sweep_table, varying_keys
 
-__all__ = ["sweep", "parse_grid", "parse_compare", "combinations"]
+__all__ = ["sweep", "parse_grid", "parse_compare", "combinations", "notebook_grid", "forwarded", "SWEEP_PARAMETERS"]
 
-_NOTEBOOKS = Path(__file__).resolve().parent.parent.parent / "notebooks"
+SWEEP_PARAMETERS = ("notebook", "datasets", "periods", "compressors", "modes", "seeds", "compare", "address",
+                    "num_cpus", "cpus_per_job", "out_dir")
+"""The sweep notebook's own parameters: never forwarded to the jobs."""
 
 
 def parse_grid(**values: str | int | float) -> dict[str, list]:
     """A grid from notebook parameters: ``parse_grid(period="2500,5000", codec="hevc")`` ->
     ``{"period": [2500, 5000], "codec": ["hevc"]}`` (comma-separated; numbers become numbers)."""
     return {name: list(parse_list(text, f"parse_grid: {name}")) for name, text in values.items()}
+
+
+def notebook_grid(notebook: str | os.PathLike, **axes: str | int | float) -> dict[str, list]:
+    """``parse_grid`` of the ``axes`` that ``notebook`` takes as parameters; the others are left
+    out, with a printed note (a tucker_init sweep has no guidance period)."""
+    known = papermill.inspect_notebook(str(notebook_path(notebook)))
+    dropped = [name for name in axes if name not in known]
+    if dropped:
+        print(f"{Path(notebook).name} has no parameter {', '.join(dropped)}: left out of the grid")
+    return parse_grid(**{name: text for name, text in axes.items() if name in known})
+
+
+def forwarded(notebook: str | os.PathLike, values: dict[str, Any], exclude: Iterable[str] = ()) -> dict[str, Any]:
+    """The entries of ``values`` (a notebook's ``globals()``) named like parameters of ``notebook``,
+    but those in ``exclude``: what the sweep notebook passes to every job."""
+    known = papermill.inspect_notebook(str(notebook_path(notebook)))
+    skip = set(exclude)
+    return {name: values[name] for name in known if name in values and name not in skip}
 
 
 def parse_compare(text: str, grid: dict[str, list]) -> tuple[str, str] | None:
@@ -157,11 +178,7 @@ def sweep(notebook: str | os.PathLike, grid: dict[str, Iterable] | list[dict[str
     their error, and what ``collect``/``sweep_table`` give."""
     import ray
 
-    path = Path(notebook)
-    if not path.is_file() and (_NOTEBOOKS / path).is_file():  # one of nvpkit's own notebooks, by name
-        path = _NOTEBOOKS / path
-    if not path.is_file():
-        raise FileNotFoundError(f"sweep: no notebook at {str(notebook)!r} (nor in {str(_NOTEBOOKS)!r})")
+    path = notebook_path(notebook)
     notebook = str(path.resolve())
     known = papermill.inspect_notebook(notebook)
     combos = combinations(grid)

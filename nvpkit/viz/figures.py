@@ -65,9 +65,9 @@ def figure_png(fig: go.Figure, path: str | os.PathLike) -> None:
             ax.tick_params(axis="x", labelrotation=20)  # categories: long labels
             for label in ax.get_xticklabels():
                 label.set_horizontalalignment("right")
-        if ax.lines or ax.patches:
+        if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
-        else:
+        elif not (ax.lines or ax.patches):
             ax.text(0.5, 0.5, "nothing measured", ha="center", va="center", transform=ax.transAxes)
     if fig.layout.title.text:
         plot.suptitle(fig.layout.title.text)
@@ -148,7 +148,7 @@ def save_experiment_figures(results: Results, live: Any = None) -> dict[str, lis
         anchor = {anchor_label(**results.anchor_settings): results.anchor} if results.anchor else {}
         fig = rd_figure({**rd, **anchor}, title=f"final {results.config['compressor']} compression of both arms{seeds}")
         written["rd"] = save_figure(fig, results.out_dir, "rd")
-    if all(run.final for run in runs):
+    if all(run.final and all("bits" in f for f in run.final.values()) for run in runs):  # a compression
         bits = {arm: {part: summary(run.final[arm]["bits"][part] for run in runs)["mean"] for part in f["bits"]}
                 for arm, f in runs[0].final.items()}
         fig = bits_figure(bits, title=f"bits of the final {results.config['compressor']} compression, by part{seeds}")

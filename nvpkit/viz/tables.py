@@ -6,7 +6,8 @@ from typing import Any
 
 from ..experiments import Results, aggregate, interval, paired, summary
 
-__all__ = ["markdown_table", "format_table", "format_events", "format_init_table", "format_sweep_table"]
+__all__ = ["markdown_table", "format_table", "format_events", "format_init_table", "format_train_table",
+           "format_results", "format_sweep_table"]
 
 
 def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Mapping[str, str],
@@ -140,6 +141,24 @@ def format_init_table(results: Results) -> str:
     table = markdown_table(rows, {"arm": "arm", "steps_to_level": f"steps to {level:g} dB", "psnr": "PSNR (dB)",
                                   "tucker_bpp": "Tucker bpp", "tucker_psnr": "Tucker PSNR (dB)"}, _FORMATS)
     return f"{table}\n\nPSNR of the uint8 frames, as a decoder outputs them; steps to {level:g} dB: training PSNR."
+
+
+def format_train_table(results: Results) -> str:
+    """Plain training's table: the model's PSNR, float PSNR, YUV PSNR and MS-SSIM (mean ± std over
+    several seeds)."""
+    columns = {"psnr": "PSNR (dB)", "psnr_float": "float PSNR (dB)", "yuv_psnr": "YUV PSNR (dB)",
+               "ms_ssim": "MS-SSIM", "train_seconds": "training (s)"}
+    if results.runs:
+        return _seeds_table(results.table, "arm", columns) + "\n\nmean ± standard deviation over the seeds. " + SCORING
+    return markdown_table(results.table, {"arm": "arm", **columns}, {**_FORMATS, "ms_ssim": "{:.4f}"}) + "\n\n" + SCORING
+
+
+_TABLES = {"train": format_train_table, "guide": format_table, "init": format_init_table}
+
+
+def format_results(results: Results) -> str:
+    """The table of any experiment's results, by its kind."""
+    return _TABLES[results.kind](results)
 
 
 def _bounds(low: float | None, high: float | None, fmt: str) -> str:
