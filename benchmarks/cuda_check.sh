@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The CUDA checks in one run, for a machine lent a GPU (most important first; each step under its own
-# time limit, 9 minutes in all; each log written as it goes, so a run stopped early returns what finished).
+# time limit, 520 s in all with the install; each log written as it goes, so a run stopped early returns what finished).
 # Logs in $OUT (default runs/cuda-check), at most 8 files:
 #   env.txt            the device (nvidia-smi), Python, torch, what was installed from the wheelhouse
 #   pytest-cuda.txt    the CUDA tests (CPU/CUDA agreement of training and of both lookup paths, no host
@@ -59,7 +59,7 @@ if [ -n "$missing" ]; then
     env=$(mktemp -d)/env
     echo "installing from $wheels into $env: $missing" >> "$out/env.txt"
     "$py" -m venv --without-pip --system-site-packages "$env"
-    step 120 env.txt "$py" -m pip --python "$env/bin/python" install -q --no-index --find-links "$wheels" $missing
+    step 40 env.txt "$py" -m pip --python "$env/bin/python" install -q --no-index --find-links "$wheels" $missing
     py=$env/bin/python
 fi
 
@@ -77,14 +77,14 @@ else  # the dry run: every step at a size a CPU does in seconds
     rehearsal=(--device cpu --frames 2 4 --size 72x128 --config cpu_s --batch 1024 --preset ultrafast
                --tucker-iter 1 --target 8)
 fi
-step 100 pytest-cuda.txt "$py" -m pytest -q -rs -m cuda tests
+step 90 pytest-cuda.txt "$py" -m pytest -q -rs -m cuda tests
 step 60 full-eager.txt "$py" benchmarks/train_step.py "${full[@]}"
-step 90 full-compile.txt "$py" benchmarks/train_step.py "${full[@]}" --compile
+step 85 full-compile.txt "$py" benchmarks/train_step.py "${full[@]}" --compile
 step 45 full-sample.txt "$py" benchmarks/train_step.py "${full[@]}" --lookup sample --compare 0
 step 30 tf32.txt "$py" benchmarks/train_step.py "${clip[@]}" --tf32
 step 60 plan.txt "$py" -m nvpkit plan guide "${plan[@]}" --device "$device" --out-dir "$out/guide" \
     --cache-dir "$out/cache"
 step 45 memory.txt "$py" benchmarks/stage_memory.py "${memory[@]}"
-step 70 memory.txt "$py" benchmarks/scale_rehearsal.py "${rehearsal[@]}"
+step 65 memory.txt "$py" benchmarks/scale_rehearsal.py "${rehearsal[@]}"
 echo "cuda_check: $((SECONDS - started)) s; logs in $out"
 tail -n 3 "$out"/*.txt

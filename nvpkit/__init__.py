@@ -15,7 +15,7 @@ and Ray stacks.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._files import check_outputs, runs_root
 from ._version import __version__
@@ -38,6 +38,16 @@ _LAZY = {
     "sweeps": ("sweep", "parse_grid", "parse_compare", "collect", "sweep_table", "sweep_differences", "save_figures"),
 }
 _HOME = {name: layer for layer, names in _LAZY.items() for name in names}
+
+if TYPE_CHECKING:  # what editors and type checkers see of the names loaded on first use (tested against _LAZY)
+    from . import compress, experiments, sweeps, viz
+    from .compress import (ArtifactError, Compressed, Compressor, container_bits, find_setting, load_compressed,
+                           make_compressor, rd_sweep, save_compressed, video_anchor)
+    from .experiments import (KINDS, ExperimentConfig, Guidance, GuideConfig, InitConfig, PixelProbe, PullToInit,
+                              Results, bd_metrics, plan, run_experiment, steps_to_reach, tucker_init)
+    from .sweeps import collect, parse_compare, parse_grid, save_figures, sweep, sweep_differences, sweep_table
+    from .viz import (FrameViewer, LivePlot, bits_figure, format_differences, format_init_table, format_results,
+                      format_sweep_table, format_table, rd_figure, save_experiment_figures)
 
 __all__ = [
     "__version__", "check_outputs", "runs_root", "PRESETS", "GridConfig", "NetworkConfig", "NVPConfig", "SparseGridConfig", "count_parameters",

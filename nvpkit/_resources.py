@@ -1,13 +1,26 @@
-"""Where nvpkit's own files are: the sample clips and the notebooks."""
+"""Where nvpkit's own files are: the sample clips and the notebooks.
+
+In a checkout (an editable install) they are the repository's ``data/`` and ``notebooks/``; an
+installed wheel carries copies of both inside the package (``nvpkit/shipped/``).
+"""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-_ROOT = Path(__file__).resolve().parent.parent
-DATA_DIR = _ROOT / "data"
+_PACKAGE = Path(__file__).resolve().parent
+_CHECKOUT = _PACKAGE.parent
+
+
+def _shipped(folder: str) -> Path:
+    if (_CHECKOUT / "pyproject.toml").is_file() and (_CHECKOUT / folder).is_dir():
+        return _CHECKOUT / folder
+    return _PACKAGE / "shipped" / folder
+
+
+DATA_DIR = _shipped("data")
 """The shipped sample clips (``data/README.md`` gives their sources and licences)."""
-NOTEBOOKS_DIR = _ROOT / "notebooks"
+NOTEBOOKS_DIR = _shipped("notebooks")
 """nvpkit's notebooks."""
 
 

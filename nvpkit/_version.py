@@ -1,2 +1,2 @@
 """The package version, in one place (``nvpkit.__version__``, provenance, cache keys)."""
-__version__ = "0.1.0"
+__version__ = "0.2.0"

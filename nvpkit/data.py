@@ -201,8 +201,9 @@ def load_video(source: str | Path | np.ndarray = "sample", num_frames: int | Non
         stride: keep every ``stride``-th frame from ``start``.
         crop: ``(top, left, height, width)`` in source pixels, applied before downscaling.
         downscale: integer factor; frames are area-averaged to ``(H // f, W // f)``.
-        size, chroma, bit_depth: raw ``.yuv`` only: ``(width, height)``, ``"420" | "422" | "444"``,
-            8 or 10 (parsed from UVG-style names when omitted).
+        size: raw ``.yuv`` only: ``(width, height)`` (parsed from UVG-style names when omitted).
+        chroma: raw ``.yuv`` only: ``"420"``, ``"422"`` or ``"444"`` (from the name, else 4:2:0).
+        bit_depth: raw ``.yuv`` only: 8 or 10 (from the name, else 8).
         fps: frame rate to record (taken from the source when it has one).
         name: name to record (the file or folder stem by default).
     """

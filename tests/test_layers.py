@@ -92,3 +92,17 @@ def test_names_of_higher_layers_load_on_first_use():
     assert set(nvpkit.__all__) <= set(dir(nvpkit))
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         nvpkit.nothing  # noqa: B018
+
+
+def test_editors_see_every_lazy_name():
+    """The ``TYPE_CHECKING`` imports of ``nvpkit/__init__.py`` are exactly the lazy layers and names,
+    each from its own layer."""
+    import nvpkit
+
+    tree = ast.parse((PACKAGE / "__init__.py").read_text())
+    block = next(n for n in ast.walk(tree) if isinstance(n, ast.If) and getattr(n.test, "id", "") == "TYPE_CHECKING")
+    seen = {}
+    for node in block.body:
+        for alias in node.names:
+            seen[alias.name] = node.module or ""
+    assert seen == {**{layer: "" for layer in nvpkit._LAZY}, **nvpkit._HOME}

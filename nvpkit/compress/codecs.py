@@ -2,9 +2,9 @@
 
 Every channel is min-max quantized to the codec's bit depth (its min and max are side
 information), then encoded. Video goes through the ffmpeg binary that imageio-ffmpeg
-ships, fed and read through pipes (no files): HEVC (libx265), H.264 (libx264) and AV1
-(libaom) as grayscale (4:0:0) 8- or 10-bit raw bitstreams, one process per channel,
-channels concurrently. JPEG with ffmpeg's ``-qscale:v`` is the published route (ffmpeg's
+ships, fed and read through pipes (no files): HEVC (libx265), H.264 (libx264), AV1 (libaom),
+VVC (libvvenc) and SVT-AV1 (libsvtav1) as 8- or 10-bit raw bitstreams (grayscale 4:0:0 where the
+encoder takes it, else 4:2:0 with constant chroma), one process per channel, channels concurrently. JPEG with ffmpeg's ``-qscale:v`` is the published route (ffmpeg's
 mjpeg encoder); JPEG with an IJG ``quality``, WebP and PNG go through Pillow, which writes
 true 8-bit grayscale images without a colour conversion.
 """
