@@ -4,6 +4,7 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
+from pathlib import Path
 
 import torch
 
@@ -48,8 +49,15 @@ def keep_freed_memory() -> bool:
 
 
 def available_host_memory() -> int | None:
-    """Bytes the kernel can hand out without swapping (MemAvailable: free memory plus the page
-    cache it can drop), or None where that cannot be read."""
+    """Bytes this process can still allocate without swapping or being killed: the smaller of the
+    machine's MemAvailable (free memory plus the page cache it can drop) and what its cgroup's limit
+    leaves (a container, a SLURM job, a Ray worker; ``cgroup_available``), or None where neither can
+    be read."""
+    found = [v for v in (_mem_available(), cgroup_available()) if v is not None]
+    return min(found) if found else None
+
+
+def _mem_available() -> int | None:
     try:
         with open("/proc/meminfo") as f:
             for line in f:
@@ -61,6 +69,36 @@ def available_host_memory() -> int | None:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         return None
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None  # cgroup v2 writes "max" for no limit
+
+
+def cgroup_available(root: str | os.PathLike = "/sys/fs/cgroup", cgroup: str | None = None) -> int | None:
+    """Bytes left under this process's cgroup memory limit (limit less usage), or None without a
+    limit: cgroup v2 (``memory.max``, ``memory.current`` in the process's cgroup below ``root``,
+    ``cgroup`` defaulting to the path in /proc/self/cgroup) or v1 (``memory/memory.limit_in_bytes``,
+    ``memory.usage_in_bytes``). A v1 limit of more than 2^60 bytes is its way of saying none."""
+    root = Path(root)
+    if cgroup is None:
+        try:
+            lines = Path("/proc/self/cgroup").read_text().splitlines()
+        except OSError:
+            lines = []
+        cgroup = next((line.split(":", 2)[2] for line in lines if line.startswith("0::")), "/")
+    own = root / cgroup.lstrip("/")
+    for limit_file, usage_file in ((own / "memory.max", own / "memory.current"),
+                                   (root / "memory.max", root / "memory.current"),
+                                   (root / "memory" / "memory.limit_in_bytes", root / "memory" / "memory.usage_in_bytes")):
+        limit, usage = _read_int(limit_file), _read_int(usage_file)
+        if limit is not None and limit < 2**60:
+            return max(0, limit - (usage or 0))
+    return None
 
 
 def _status(field: str) -> int | None:

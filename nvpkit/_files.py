@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import json
 import os
@@ -88,13 +89,37 @@ def publish(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     return dst
 
 
+_RENAME_EXCHANGE = 2
+"""renameat2's flag that swaps two names in one step (Linux 3.15, glibc 2.28)."""
+_AT_FDCWD = -100
+
+
+def exchange(first: str | os.PathLike, second: str | os.PathLike) -> bool:
+    """Swap the names of two existing paths in one atomic step (Linux ``renameat2`` with
+    ``RENAME_EXCHANGE``); False where the system or the filesystem cannot, and nothing happened."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):  # not Linux, or a C library without it
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if renameat2(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):  # a filesystem or kernel without it
+        return False
+    raise OSError(code, os.strerror(code), str(first))
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary sibling of ``path`` to write (a file or a folder); on success it is
     fsynced and put in place of ``path``, on failure removed. A reader never sees a half-written
-    result, and a kill at any moment leaves the previous version or the new one. A file is renamed
-    over ``path`` in one step; a folder replacing a folder goes in three (the old one renamed aside,
-    the new one renamed in, the old one removed), so the old folder exists until the new one does."""
+    result, and a kill at any moment, SIGKILL included, leaves the previous version or the new one:
+    a file is renamed over ``path`` in one step, and a folder replacing a folder is exchanged with
+    it in one step (``exchange``), the old one removed after. Where the system cannot exchange two
+    names (not Linux, or a filesystem without ``RENAME_EXCHANGE``) the folder goes in three steps,
+    the old one renamed aside, the new one in, the old one removed, and a kill between the first two
+    leaves the old folder under a hidden name beside ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
@@ -104,6 +129,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         if tmp.is_dir():
             for child in tmp.iterdir():
                 _fsync(child)
+            if path.is_dir() and exchange(tmp, path):  # tmp now holds the old folder, removed below
+                _fsync(path.parent)
+                return
             if path.is_dir():
                 os.rename(path, aside)
         else:

@@ -100,8 +100,9 @@ def _experiment(args: argparse.Namespace) -> None:
     from .experiments import KINDS, plan, run_experiment, seed_label
 
     cfg = _config(KINDS[args.command], args)
-    print(plan(cfg), flush=True)  # refuses, with the numbers, what does not fit
-    results = run_experiment(cfg)
+    video = cfg.load_video()
+    print(plan(cfg, video), flush=True)  # refuses, with the numbers, what does not fit
+    results = run_experiment(cfg, video=video)
     try:
         from .viz import FrameViewer, LivePlot, format_events, format_results, save_experiment_figures
     except ImportError:  # the notebook extra is not installed: the numbers alone

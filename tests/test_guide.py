@@ -237,3 +237,30 @@ def test_codec_ste_resumes_with_its_residual(tiny_video, tmp_path):
     rest.attach(resumed)
     resumed.train(callbacks=[rest], progress=False)
     assert resumed.history["loss"] == straight.history["loss"]
+
+
+def test_codec_ste_resumes_a_residual_saved_in_another_dtype_and_refuses_one_that_does_not_fit(tiny_video, tmp_path):
+    """A checkpoint's residual is moved to the grids' dtype and device (here float64 to float32, as
+    a CUDA run's residual loads on the CPU) and the run ends as an uninterrupted one; a residual of
+    another shape is refused (it would broadcast)."""
+    straight = trainer_for(tiny_video, steps=20)
+    guidance = nvpkit.Guidance(coarse(), 7, tiny_video, mode="codec_ste", probe_pixels=1000)
+    guidance.attach(straight)
+    straight.train(callbacks=[guidance], progress=False)
+    first = trainer_for(tiny_video, steps=20)
+    part = nvpkit.Guidance(coarse(), 7, tiny_video, mode="codec_ste", probe_pixels=1000)
+    part.attach(first)
+    first.train(10, callbacks=[part], progress=False)
+    first.extra["residual"] = {g: [r.double() for r in rs] for g, rs in first.extra["residual"].items()}
+    first.save(tmp_path / "c.pt")
+    resumed = nvpkit.Trainer.load(tmp_path / "c.pt", tiny_video)
+    rest = nvpkit.Guidance(coarse(), 7, tiny_video, mode="codec_ste", probe_pixels=1000)
+    rest.attach(resumed)
+    assert all(r.dtype == torch.float32 for rs in resumed.extra["residual"].values() for r in rs)
+    resumed.train(callbacks=[rest], progress=False)
+    assert resumed.history["loss"] == straight.history["loss"]
+
+    broken = nvpkit.Trainer.load(tmp_path / "c.pt", tiny_video)
+    broken.extra["residual"]["sparse"] = [torch.zeros(1)]
+    with pytest.raises(ValueError, match="residual of grid 'sparse' does not fit"):
+        nvpkit.Guidance(coarse(), 7, tiny_video, mode="codec_ste", probe_pixels=1000).attach(broken)

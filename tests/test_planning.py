@@ -159,3 +159,29 @@ def test_the_plan_notes_runs_far_from_the_published_pixels():
     assert planning.pixels_note(144_700 // 5, 1_245_184) is None  # within a factor of 10
     note = planning.pixels_note(25_000, 1024)
     assert "25,000 x 1,024 = 25,600,000 pixels" in note and "0.000142 times" in note
+
+
+def test_a_cgroup_limit_counts_beside_memavailable(tmp_path, tiny_video, no_training, monkeypatch):
+    """A container's or job's memory limit (cgroup v2 or v1, files given by path) is what a run may
+    use when it is less than the machine's MemAvailable; a run over it is refused before training."""
+    from nvpkit import _device
+
+    job = tmp_path / "v2" / "slurm" / "job_7"
+    job.mkdir(parents=True)
+    (job / "memory.max").write_text("1073741824\n")
+    (job / "memory.current").write_text("268435456\n")
+    assert _device.cgroup_available(tmp_path / "v2", "/slurm/job_7") == 805_306_368
+    (job / "memory.max").write_text("max\n")
+    assert _device.cgroup_available(tmp_path / "v2", "/slurm/job_7") is None
+    v1 = tmp_path / "v1" / "memory"
+    v1.mkdir(parents=True)
+    (v1 / "memory.limit_in_bytes").write_text(str(2 * 2**30))
+    (v1 / "memory.usage_in_bytes").write_text(str(2**29))
+    assert _device.cgroup_available(tmp_path / "v1", "/") == 3 * 2**29
+    (v1 / "memory.limit_in_bytes").write_text("9223372036854771712")  # v1's "no limit"
+    assert _device.cgroup_available(tmp_path / "v1", "/") is None
+
+    monkeypatch.setattr(_device, "cgroup_available", lambda *args, **kwargs: 2**20)
+    assert _device.available_host_memory() == 2**20
+    with pytest.raises(ValueError, match=r"needs .* GiB of host memory .* 0\.00 GiB available"):
+        check(guide(tmp_path), tiny_video)

@@ -234,6 +234,11 @@ def test_racing_experiments_train_an_abandoned_no_guidance_arm_once(tmp_path):
 
 
 def test_folder_replacement_keeps_the_old_folder_until_the_new_one_is_in(tmp_path, monkeypatch):
+    """The three-step fallback of systems that cannot exchange two names: an interrupted swap puts
+    the old folder back."""
+    import nvpkit._files as files
+
+    monkeypatch.setattr(files, "exchange", lambda first, second: False)
     folder = tmp_path / "frames"
     with atomic_path(folder) as tmp:
         tmp.mkdir()
@@ -254,6 +259,62 @@ def test_folder_replacement_keeps_the_old_folder_until_the_new_one_is_in(tmp_pat
         tmp.mkdir()
         (tmp / "a").write_text("new")
     assert (folder / "a").read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["frames"]
+
+
+SWAP = """
+import os, sys, time
+from pathlib import Path
+import nvpkit._files as files
+
+def slowed(call):  # every rename of the swap slowed down, so that kills land before, between and after them
+    def slow(*args):
+        time.sleep(0.15)
+        done = call(*args)
+        time.sleep(0.15)
+        return done
+    return slow
+
+files.exchange = slowed(files.exchange)
+os.rename, os.replace = slowed(os.rename), slowed(os.replace)
+folder = Path(sys.argv[1])
+print("ready", flush=True)
+with files.atomic_path(folder) as tmp:
+    tmp.mkdir()
+    for name in "abc":
+        (tmp / name).write_text("new")
+    time.sleep(0.1)
+print("done", flush=True)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RENAME_EXCHANGE is Linux's")
+def test_a_folder_swap_killed_at_any_moment_leaves_the_old_or_the_new_folder_whole(tmp_path):
+    """SIGKILL (no ``finally`` runs) at 12 moments of a folder replacement: the folder is there
+    every time, all old or all new."""
+    from nvpkit._files import exchange
+
+    probe_a, probe_b = tmp_path / "probe_a", tmp_path / "probe_b"
+    probe_a.mkdir(), probe_b.mkdir()
+    if not exchange(probe_a, probe_b):
+        pytest.skip("this filesystem cannot exchange two names")
+    script = tmp_path / "swap.py"
+    script.write_text(SWAP)
+    seen = set()
+    for i in range(12):
+        folder = tmp_path / f"frames{i}"
+        folder.mkdir()
+        for name in "abc":
+            (folder / name).write_text("old")
+        child = subprocess.Popen([sys.executable, str(script), str(folder)], stdout=subprocess.PIPE, text=True,
+                                 env={**os.environ, "PYTHONPATH": str(Path(nvpkit.__file__).parent.parent)})
+        assert child.stdout.readline().strip() == "ready"
+        time.sleep(0.04 * i)
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        versions = {(folder / name).read_text() for name in "abc"}
+        assert len(versions) == 1 and sorted(p.name for p in folder.iterdir()) == ["a", "b", "c"], (i, versions)
+        seen |= versions
+    assert seen == {"old", "new"}  # the kills landed on both sides of the swap
 
 
 def test_outputs_are_checked_before_a_run(tmp_path):

@@ -83,7 +83,8 @@ class Guidance:
         (restored from a checkpoint, or computed now)."""
         self._fake_quant(trainer, 8 if self.mode == "straight_through" else None)
         if self.mode == "codec_ste":
-            if "residual" in trainer.extra:
+            if "residual" in trainer.extra:  # from a checkpoint, which loads on the CPU
+                trainer.extra["residual"] = self._fitted(trainer, trainer.extra["residual"])
                 self._set_residual(trainer, trainer.extra["residual"])
             else:
                 self._event(trainer, self._refresh_residual)
@@ -97,6 +98,22 @@ class Guidance:
     def _fake_quant(trainer: Trainer, bits: int | None) -> None:
         for grid in trainer.model.grids().values():
             grid.fake_quant_bits = bits
+
+    @staticmethod
+    def _fitted(trainer: Trainer, residual: Any) -> dict[str, list[torch.Tensor]]:
+        """A saved residual on its grids' device and dtype, after checking it has one tensor of each
+        grid parameter's shape (``ValueError`` otherwise: it would broadcast silently)."""
+        fitted = {}
+        for name, grid in trainer.model.grids().items():
+            params = list(grid.parameters())
+            saved = residual.get(name) if isinstance(residual, dict) else None
+            if (not isinstance(saved, (list, tuple)) or len(saved) != len(params)
+                    or any(not isinstance(r, torch.Tensor) or r.shape != p.shape for r, p in zip(saved, params))):
+                raise ValueError(f"Guidance: the checkpoint's codec_ste residual of grid {name!r} does not fit the "
+                                 f"model's {len(params)} parameters of shapes {[tuple(p.shape) for p in params]}; "
+                                 "start the arm again (overwrite=True)")
+            fitted[name] = [r.to(device=p.device, dtype=p.dtype) for r, p in zip(saved, params)]
+        return fitted
 
     @staticmethod
     def _set_residual(trainer: Trainer, residual: dict[str, list[torch.Tensor]] | None) -> None:

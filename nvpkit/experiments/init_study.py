@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import torch
+
 from .._checks import check_choice
 from ..compress import Compressor, Tucker, make_compressor
 from ..config import NVPConfig
 from ..data import Video
 from ..metrics import METRICS
-from ..parts import GRIDS, check_parts
+from ..parts import GRIDS, check_parts, flat_values
 from ..provenance import provenance
 from ..rendering import evaluate
 from ..train import Checkpoint, Trainer
@@ -140,9 +142,16 @@ class InitConfig(ExperimentConfig):
                         trainer.extra["pull_init"] = {g: init[g] for g in self.pull_grids}
 
             def attach(trainer: Trainer) -> None:
-                if "pull_init" in trainer.extra:
-                    device = trainer.device
-                    init = {g: v.to(device) for g, v in trainer.extra["pull_init"].items()}
+                if "pull_init" in trainer.extra:  # from a checkpoint (on the CPU) or prepare
+                    init = {}
+                    for grid in self.pull_grids:
+                        values = flat_values(trainer.model, grid)
+                        saved = trainer.extra["pull_init"].get(grid)
+                        if not isinstance(saved, torch.Tensor) or saved.shape != values.shape:
+                            raise ValueError(f"InitConfig: the checkpoint's pull-to-init values of grid {grid!r} do "
+                                             f"not fit the model ({tuple(values.shape)}); start the arm again "
+                                             "(overwrite=True)")
+                        init[grid] = saved.to(device=values.device, dtype=values.dtype)
                     trainer.regularizer = PullToInit(init, self.lam, tuple(self.pull_grids),
                                                      self.steps if self.decay else None)
 

@@ -13,6 +13,7 @@ from functools import partial
 from typing import Any
 
 from .._files import check_out_dir
+from ..data import Video
 from ..metrics import METRICS
 from .arms import Monitor
 from .config import ExperimentConfig
@@ -23,14 +24,15 @@ from .seeds import seed_label
 __all__ = ["run_experiment"]
 
 
-def run_experiment(cfg: ExperimentConfig, live: Monitor | None = None) -> Results:
+def run_experiment(cfg: ExperimentConfig, live: Monitor | None = None, video: Video | None = None) -> Results:
     """Run the experiment ``cfg`` describes (any kind: ``ExperimentConfig``, ``GuideConfig``,
-    ``InitConfig``) and write ``results.json`` into ``cfg.out_dir``. Everything is checked first
+    ``InitConfig``) on ``video`` (default ``cfg.load_video()``; pass the clip ``plan`` was given to
+    load it once) and write ``results.json`` into ``cfg.out_dir``. Everything is checked first
     (``check``). With several ``seeds`` each seed runs in ``out_dir/seed-<s>`` (its own
     results.json) and the results keep every seed's (``Results.runs``; ``table`` has a row per seed
     and arm). The results hold the arms' trainers and decoded models in memory (with several seeds:
     the first seed's decoded models only)."""
-    video = cfg.load_video()
+    video = video if video is not None else cfg.load_video()
     cfg = choose_batch(cfg, video)[0]
     check_out_dir(cfg.out_dir, cfg.to_dict(), cfg.overwrite)
     check(cfg, video)  # memory, ranks, encoder options: before the first step, not at the first event
