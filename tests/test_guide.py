@@ -222,45 +222,33 @@ def test_codec_ste_refreshes_the_residual_every_period(tiny_video):
     assert "residual" in trainer.extra  # saved with every checkpoint: a resumed run goes on exactly
 
 
-def test_codec_ste_resumes_with_its_residual(tiny_video, tmp_path):
-    straight = trainer_for(tiny_video, steps=20)
-    guidance = nvpkit.Guidance(coarse(), 7, tiny_video, mode="codec_ste", probe_pixels=1000)
-    guidance.attach(straight)
-    straight.train(callbacks=[guidance], progress=False)
-    first = trainer_for(tiny_video, steps=20)
-    part = nvpkit.Guidance(coarse(), 7, tiny_video, mode="codec_ste", probe_pixels=1000)
-    part.attach(first)
-    first.train(10, callbacks=[part], progress=False)
-    first.save(tmp_path / "c.pt")
-    resumed = nvpkit.Trainer.load(tmp_path / "c.pt", tiny_video)
-    rest = nvpkit.Guidance(coarse(), 7, tiny_video, mode="codec_ste", probe_pixels=1000)
-    rest.attach(resumed)
-    resumed.train(callbacks=[rest], progress=False)
-    assert resumed.history["loss"] == straight.history["loss"]
+def _codec_ste(trainer, steps=None):
+    """Train ``trainer`` under codec_ste guidance (3-bit codes, refreshed every 7 steps): ``steps``
+    more, or to its end."""
+    guidance = nvpkit.Guidance(coarse(), 7, trainer.video, mode="codec_ste", probe_pixels=1000)
+    guidance.attach(trainer)
+    trainer.train(steps, callbacks=[guidance], progress=False)
 
 
-def test_codec_ste_resumes_a_residual_saved_in_another_dtype_and_refuses_one_that_does_not_fit(tiny_video, tmp_path):
-    """A checkpoint's residual is moved to the grids' dtype and device (here float64 to float32, as
-    a CUDA run's residual loads on the CPU) and the run ends as an uninterrupted one; a residual of
-    another shape is refused (it would broadcast)."""
+@pytest.mark.parametrize("saved", [torch.float32, torch.float64])
+def test_codec_ste_resumes_with_its_residual(saved, tiny_video, tmp_path):
+    """A resumed run ends as an uninterrupted one; a residual saved in another dtype (float64 here,
+    as a CUDA run's residual loads on the CPU) is moved to the grids' dtype and device first."""
     straight = trainer_for(tiny_video, steps=20)
-    guidance = nvpkit.Guidance(coarse(), 7, tiny_video, mode="codec_ste", probe_pixels=1000)
-    guidance.attach(straight)
-    straight.train(callbacks=[guidance], progress=False)
+    _codec_ste(straight)
     first = trainer_for(tiny_video, steps=20)
-    part = nvpkit.Guidance(coarse(), 7, tiny_video, mode="codec_ste", probe_pixels=1000)
-    part.attach(first)
-    first.train(10, callbacks=[part], progress=False)
-    first.extra["residual"] = {g: [r.double() for r in rs] for g, rs in first.extra["residual"].items()}
+    _codec_ste(first, 10)
+    first.extra["residual"] = {g: [r.to(saved) for r in rs] for g, rs in first.extra["residual"].items()}
     first.save(tmp_path / "c.pt")
     resumed = nvpkit.Trainer.load(tmp_path / "c.pt", tiny_video)
-    rest = nvpkit.Guidance(coarse(), 7, tiny_video, mode="codec_ste", probe_pixels=1000)
-    rest.attach(resumed)
+    _codec_ste(resumed)
     assert all(r.dtype == torch.float32 for rs in resumed.extra["residual"].values() for r in rs)
-    resumed.train(callbacks=[rest], progress=False)
     assert resumed.history["loss"] == straight.history["loss"]
 
-    broken = nvpkit.Trainer.load(tmp_path / "c.pt", tiny_video)
-    broken.extra["residual"]["sparse"] = [torch.zeros(1)]
+
+def test_codec_ste_refuses_a_saved_residual_that_does_not_fit(tiny_video):
+    trainer = trainer_for(tiny_video, steps=20)
+    _codec_ste(trainer, 3)
+    trainer.extra["residual"]["sparse"] = [torch.zeros(1)]  # it would broadcast over the grid
     with pytest.raises(ValueError, match="residual of grid 'sparse' does not fit"):
-        nvpkit.Guidance(coarse(), 7, tiny_video, mode="codec_ste", probe_pixels=1000).attach(broken)
+        nvpkit.Guidance(coarse(), 7, tiny_video, mode="codec_ste", probe_pixels=1000).attach(trainer)
