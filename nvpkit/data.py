@@ -66,6 +66,10 @@ class Video:
         """``T * H * W``, the denominator of bits per pixel."""
         return self.num_frames * self.height * self.width
 
+    def head(self, count: int) -> "Video":
+        """The first ``count`` frames (all, for a shorter clip), sharing this clip's memory."""
+        return Video(self.frames[:count], self.name, self.fps, self.source)
+
     def __repr__(self) -> str:
         return (f"Video({self.name!r}, {self.num_frames} frames of {self.height}x{self.width}, "
                 f"{self.fps:g} fps)")

@@ -21,7 +21,7 @@ def test_the_site_builds_strictly(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     api = (tmp_path / "site" / "api" / "index.html").read_text()
     for name in ("load_video", "GuideConfig", "run_experiment", "sweep_table"):
-        assert f'id="nvpkit.' in api and name in api
+        assert 'id="nvpkit.' in api and name in api
     for notebook in (ROOT / "notebooks").glob("*.ipynb"):
         assert (tmp_path / "site" / "notebooks" / notebook.stem / "index.html").is_file()
 

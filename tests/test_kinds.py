@@ -3,7 +3,6 @@ runs root, and resuming every kind."""
 import ast
 from pathlib import Path
 
-import pytest
 
 import nvpkit
 from nvpkit._files import runs_root

@@ -220,10 +220,14 @@ class ExperimentConfig:
         """A trainer whose steps cost what this kind's steps cost (``plan`` times it)."""
         return self.new_trainer(video)
 
+    def _per_seed(self) -> tuple[int, str]:
+        """How many seeds a run trains, and what a stage's description adds for them."""
+        seeds = len(self.seed_list())
+        return seeds, f" x {seeds} seeds" if self.seeds else ""
+
     def stages(self, video: Video, timing: Timing) -> tuple[list[Stage], dict[str, float]]:
         """The estimated stages of one run of every seed, and what the kind measured for them."""
-        seeds = len(self.seed_list())
-        per_seed = f" x {seeds} seeds" if self.seeds else ""
+        seeds, per_seed = self._per_seed()
         frames = video.num_frames
         return [("training", seeds * self.steps * timing.step, f"{self.steps:,} steps{per_seed}"),
                 ("evaluation", seeds * frames * timing.frame_ms_ssim, f"{frames} frames{per_seed}")], {}

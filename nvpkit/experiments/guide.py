@@ -142,7 +142,7 @@ class GuideConfig(ExperimentConfig):
         return ["no guidance", f"{self.compressor} guidance"]
 
     def decoded_models(self) -> int:
-        return (4 if len(self.seed_list()) > 1 else 2)  # both arms' (and the first seed's, with several seeds)
+        return 4 if len(self.seed_list()) > 1 else 2  # both arms' (and the first seed's, with several seeds)
 
     def compressors(self) -> dict[str, Compressor]:
         found = {f"compressor={self.compressor!r}, settings={self.settings!r}": self.final_compressor()}
@@ -160,8 +160,7 @@ class GuideConfig(ExperimentConfig):
         return trainer
 
     def stages(self, video: Video, timing: Timing) -> tuple[list[Stage], dict[str, float]]:
-        seeds = len(self.seed_list())
-        per_seed = f" x {seeds} seeds" if self.seeds else ""
+        seeds, per_seed = self._per_seed()
         frames = video.num_frames
         final = next(iter(timing.checks.values()))
         events = self.steps // self.period
@@ -185,7 +184,7 @@ class GuideConfig(ExperimentConfig):
 
     def _anchor_frame_seconds(self, video: Video) -> float:
         """Seconds to encode and decode one frame with the anchor (a few frames timed)."""
-        clip = Video(video.frames[:min(3, video.num_frames)], video.name, video.fps, video.source)
+        clip = video.head(3)
         settings = self.anchor()
         started = time.perf_counter()
         stream = anchor_encode(clip, settings["codec"], sorted(self.anchor_crfs)[len(self.anchor_crfs) // 2],

@@ -117,8 +117,7 @@ class InitConfig(ExperimentConfig):
         return {"tucker_init": time.perf_counter() - started}
 
     def stages(self, video: Video, timing: Timing) -> tuple[list[Stage], dict[str, float]]:
-        seeds = len(self.seed_list())
-        per_seed = f" x {seeds} seeds" if self.seeds else ""
+        seeds, per_seed = self._per_seed()
         arms, frames = len(self.arms()), video.num_frames
         final = timing.checks[next(k for k in timing.checks if k.startswith("ranks"))]
         init = timing.checks["tucker_init"]

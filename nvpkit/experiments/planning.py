@@ -326,7 +326,7 @@ def pixels_note(steps: int, batch: int) -> str | None:
 
 def _frame_seconds(model: NVP, video: Video, ms_ssim: bool) -> float:
     """Seconds to render and score one frame (two timed)."""
-    clip = Video(video.frames[:min(2, video.num_frames)], video.name, video.fps, video.source)
+    clip = video.head(2)
     started = time.perf_counter()
     evaluate(model, clip, ms_ssim=ms_ssim, progress=False)
     return (time.perf_counter() - started) / clip.num_frames
