@@ -5,14 +5,19 @@
 
 Readers and what each may raise (``ALLOWED``; anything else is a finding):
   artifact    ``load_compressed`` of mutated artifacts (bytes flipped, cut, inserted; manifest fields
-              replaced by extreme values), with a 256 MiB decode budget: ``ArtifactError``;
-  config      ``load_config`` of mutated published-schema configs and random JSON: ``ValueError``;
+              replaced by extreme values, integers of hundreds and thousands of digits, nesting
+              100,000 deep; a payload grown or shrunk with its length field), with a 256 MiB decode
+              budget: ``ArtifactError``;
+  config      ``load_config`` of mutated published-schema configs, as dicts and as files: ``ValueError``;
   checkpoint  ``Trainer.load`` of mutated checkpoints (bytes, and saved states with fields replaced):
               ``ValueError``;
   yuv         ``load_video`` of raw .yuv files with random UVG-style names, sizes and arguments:
               ``ValueError``;
   params      ``GuideConfig.from_params`` / ``InitConfig.from_params`` of random parameter strings,
-              as papermill passes them: ``ValueError``.
+              as papermill passes them: ``ValueError``;
+  results     ``Results.load`` and ``collect`` of mutated results.json and sweep.json files:
+              ``ValueError`` from ``Results.load``; ``collect`` leaves an unreadable job out with a
+              warning and returns the others.
 Each case is deterministic in ``--seed``. The report gives, per reader, the count of each outcome
 (``ok`` or the exception type), the seconds, and the growth of the process's peak RSS over the
 reader's run (a bound on any one case's peak memory). Findings are printed with their case; the
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import io
 import json
 import random
@@ -31,6 +37,7 @@ import sys
 import tempfile
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,16 +50,37 @@ from nvpkit.compress import ArtifactError
 
 ALLOWED: dict[str, tuple[type[BaseException], ...]] = {
     "artifact": (ArtifactError,), "config": (ValueError,), "checkpoint": (ValueError,), "yuv": (ValueError,),
-    "params": (ValueError,),
+    "params": (ValueError,), "results": (ValueError,),
 }
 """The documented errors of each reader."""
 
 BUDGET = 256 * 2**20
 """Decode budget of the artifact cases."""
 
-EXTREMES = [0, -1, 1, 2, 3, 255, 2**31 - 1, 2**31, 2**40, -2**63, 1e308, float("inf"), float("nan"), -0.5, 0.5,
-            True, None, "", "x", "nan", [], {}, [1, 2, 3], {"a": 1}]
-"""Values a mutation puts where a field was."""
+DEEP = "\x00deep"
+"""Stands for a list nested 100,000 deep, written into JSON text by ``to_text``."""
+EXTREMES = [0, -1, 1, 2, 3, 255, 2**31 - 1, 2**31, 2**40, -2**63, 10**400, -10**5000, 1e308, float("inf"),
+            float("nan"), -0.5, 0.5, True, None, "", "x", "nan", [], {}, [1, 2, 3], {"a": 1}, DEEP]
+"""Values a mutation puts where a field was: among them integers of 400 and 5,000 digits (beyond
+float range, and beyond Python's int-string limit) and deep nesting."""
+
+
+@contextlib.contextmanager
+def _any_digits():
+    """Let json.dumps write integers beyond Python's int-string limit (the fuzzer's own writing only)."""
+    limit = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(0)
+    try:
+        yield
+    finally:
+        sys.set_int_max_str_digits(limit)
+
+
+def to_text(value: Any) -> bytes:
+    """``value`` as JSON text, ``DEEP`` written as a list nested 100,000 deep."""
+    with _any_digits():
+        text = json.dumps(value)
+    return text.replace(json.dumps(DEEP), "[" * 100_000 + "]" * 100_000).encode()
 
 
 # -- mutations --------------------------------------------------------------------------------------------
@@ -97,36 +125,64 @@ def _tiny_model(frames: int = 2, height: int = 20, width: int = 24) -> nvpkit.NV
     return nvpkit.NVP(nvpkit.size_sparse_grid(nvpkit.load_config("cpu_s"), frames, height, width))
 
 
+def resize_payload(blob: bytes, rng: random.Random, target: Path) -> None:
+    """Write to ``target`` ``blob`` with one part's payload grown (by up to 256 MiB, zeros written
+    as a sparse file) or shrunk, its length field updated to match: a file whose manifest and
+    payloads agree with each other, not with the model."""
+    (length,) = struct.unpack("<I", blob[8:12])
+    manifest = json.loads(blob[12:12 + length])
+    at = rng.randrange(len(manifest["parts"]))
+    start = 12 + length + sum(p["length"] for p in manifest["parts"][:at])
+    old = manifest["parts"][at]["length"]
+    new = rng.choice([0, 1, old // 2, max(0, old - 1), old + 1, 2 * old + 7, old + 2**rng.randint(10, 28)])
+    manifest["parts"][at]["length"] = new
+    text = json.dumps(manifest).encode()
+    with open(target, "wb") as f:
+        f.write(blob[:8] + struct.pack("<I", len(text)) + text + blob[12 + length:start] + blob[start:start + old][:new])
+        f.truncate(f.tell() + max(0, new - old))
+        f.seek(0, 2)
+        f.write(blob[start + old:])
+
+
 def artifact_reader(work: Path) -> Callable[[random.Random], Any]:
     model = _tiny_model()
     blobs = []
-    for name, settings in (("quantize", {}), ("float", {"dtype": "float16"}), ("tucker", {"ranks": (2, 3, 3)}),
-                           ("hevc", {"preset": "ultrafast"})):
+    for name, settings in (("quantize", {}), ("quantize", {"bits": 4}), ("float", {"dtype": "float16"}),
+                           ("tucker", {"ranks": (2, 3, 3)}), ("hevc", {"preset": "ultrafast"})):
         path = work / f"{name}.nvp"
-        nvpkit.save_compressed(nvpkit.make_compressor(name, **settings).roundtrip(model), path)
+        nvpkit.save_compressed(nvpkit.make_compressor(name, **settings).roundtrip(model), path, overwrite=True)
         blobs.append(path.read_bytes())
     target = work / "case.nvp"
 
     def case(rng: random.Random) -> Any:
         blob = rng.choice(blobs)
-        if rng.random() < 0.5:
-            blob = mutate_bytes(blob, rng)
-        else:  # a well-formed file whose manifest says something else
+        kind = rng.random()
+        if kind < 0.45:
+            target.write_bytes(mutate_bytes(blob, rng))
+        elif kind < 0.9:  # a well-formed file whose manifest says something else
             (length,) = struct.unpack("<I", blob[8:12])
-            manifest = json.dumps(mutate_json(json.loads(blob[12:12 + length]), rng)).encode()
+            manifest = to_text(mutate_json(json.loads(blob[12:12 + length]), rng))
             blob = blob[:8] + struct.pack("<I", len(manifest)) + manifest + blob[12 + length:]
-        target.write_bytes(blob)
+            target.write_bytes(blob)
+        else:
+            resize_payload(blob, rng, target)
         return nvpkit.load_compressed(target, max_bytes=BUDGET)
     return case
 
 
 def config_reader(work: Path) -> Callable[[random.Random], Any]:
     base = nvpkit.load_config("nvp_s").to_json()
+    path = work / "config.json"
 
     def case(rng: random.Random) -> Any:
         config = base
         for _ in range(rng.randint(1, 4)):
             config = mutate_json(config, rng)
+        if rng.random() < 0.5:  # as a file, the way a user's config arrives
+            path.write_bytes(to_text(config))
+            return nvpkit.load_config(path)
+        if DEEP in json.dumps(config, default=str):
+            config = {"nvp": config}
         return nvpkit.load_config(config if isinstance(config, dict) else {"nvp": config})
     return case
 
@@ -199,8 +255,33 @@ def params_reader(work: Path) -> Callable[[random.Random], Any]:
     return case
 
 
+def results_reader(work: Path) -> Callable[[random.Random], Any]:
+    """A finished one-job sweep folder (a results.json and its sweep.json), mutated: ``Results.load``
+    raises ``ValueError``; ``collect`` warns and leaves the job out."""
+    from nvpkit.sweeps import collect
+    job = work / "sweep" / "job"
+    job.mkdir(parents=True)
+    results = {"kind": "guide", "config": {"seed": 0, "period": 10}, "video": {"name": "clip", "num_frames": 2},
+               "arms": {"no guidance": {"bpp": 1.0, "psnr": 30.0}}, "table": [{"method": "no guidance", "bpp": 1.0}]}
+    record = {"notebook": "codec_guide.ipynb", "parameters": {"period": 10}, "seconds": 1.0}
+
+    def case(rng: random.Random) -> Any:
+        data = [results, record]
+        which = rng.randrange(2)
+        text = to_text(mutate_json(data[which], rng)) if rng.random() < 0.7 else mutate_bytes(to_text(data[which]), rng)
+        (job / "results.json").write_bytes(text if which == 0 else to_text(results))
+        (job / "sweep.json").write_bytes(text if which == 1 else to_text(record))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            found = collect(work / "sweep")
+        if which == 0:
+            nvpkit.experiments.Results.load(job / "results.json")
+        return found
+    return case
+
+
 READERS = {"artifact": artifact_reader, "config": config_reader, "checkpoint": checkpoint_reader,
-           "yuv": yuv_reader, "params": params_reader}
+           "yuv": yuv_reader, "params": params_reader, "results": results_reader}
 
 
 def peak_rss_mib() -> float:

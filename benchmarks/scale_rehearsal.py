@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from nvpkit.config import load_config, size_sparse_grid
-from nvpkit.experiments.planning import CHECKPOINT_BYTES, TRAIN_BYTES
+from nvpkit.memory import CHECKPOINT_BYTES, TRAIN_BYTES
 from nvpkit.parts import count_parameters
 
 _SPEC = importlib.util.spec_from_file_location("stage_memory", Path(__file__).resolve().parent / "stage_memory.py")

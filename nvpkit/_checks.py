@@ -9,17 +9,30 @@ def is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def show(value: object) -> str:
+    """``repr(value)`` for an error message, short: an int of many digits is named by its size
+    (its repr alone may be megabytes, or beyond Python's int-string limit)."""
+    if is_int(value) and value.bit_length() > 130:
+        return f"<an int of about {int(value.bit_length() * 0.30103) + 1:,} digits>"
+    text = repr(value)
+    return text if len(text) <= 200 else text[:200] + "…"
+
+
 def check_int(where: str, name: str, value: object, lo: int | None = None, hi: int | None = None) -> int:
     """``value`` if it is an int in ``[lo, hi]`` (either bound may be open), else ``ValueError``."""
     if not is_int(value) or (lo is not None and value < lo) or (hi is not None and value > hi):
         allowed = ("an int" + (f" in [{lo}, {hi}]" if lo is not None and hi is not None
                                else f" >= {lo}" if lo is not None else f" <= {hi}" if hi is not None else ""))
-        raise ValueError(f"{where}: {name}={value!r} is not allowed; use {allowed}")
+        raise ValueError(f"{where}: {name}={show(value)} is not allowed; use {allowed}")
     return value
 
 
 def check_choice(where: str, name: str, value: object, allowed: Collection) -> object:
     """``value`` if it is one of ``allowed``, else ``ValueError`` listing them."""
-    if value not in allowed:
-        raise ValueError(f"{where}: {name}={value!r} is not allowed; use one of {sorted(allowed, key=str)}")
+    try:
+        known = value in allowed
+    except TypeError:  # an unhashable value (a dict, a list) is none of them
+        known = False
+    if not known:
+        raise ValueError(f"{where}: {name}={show(value)} is not allowed; use one of {sorted(allowed, key=str)}")
     return value

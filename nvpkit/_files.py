@@ -1,4 +1,5 @@
-"""Atomic writes, the no-silent-overwrite rule and claims on shared files, for every writer in nvpkit."""
+"""Atomic writes, the no-silent-overwrite rule and claims on shared files, for every writer in nvpkit;
+bounded JSON reading, for every reader of JSON from elsewhere."""
 from __future__ import annotations
 
 import contextlib
@@ -43,18 +44,73 @@ def runs_root(start: str | os.PathLike | None = None) -> Path:
     return here / "runs"
 
 
-def check_out_dir(out_dir: str | os.PathLike, config: dict[str, Any], overwrite: bool) -> Path:
+def check_out_dir(out_dir: str | os.PathLike, config: dict[str, Any], overwrite: bool,
+                  ignore: tuple[str, ...] = ()) -> Path:
     """Create ``out_dir``, refusing one whose results.json came from other parameters (unless
-    ``overwrite``): nothing is replaced silently."""
+    ``overwrite``; the config keys in ``ignore`` are not compared): nothing is replaced silently."""
     out = Path(out_dir)
     existing = out / "results.json"
     if existing.exists() and not overwrite:
-        saved = json.loads(existing.read_text()).get("config")
-        if saved != config:
+        saved = read_json(existing, MAX_RESULTS_BYTES, "results.json")
+        saved = saved.get("config") if isinstance(saved, dict) else None
+        if not isinstance(saved, dict) or ({k: v for k, v in saved.items() if k not in ignore}
+                                           != {k: v for k, v in config.items() if k not in ignore}):
             raise FileExistsError(f"{str(out)!r} holds results of other parameters; choose another out_dir or "
                                   "set overwrite=True")
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+MAX_CONFIG_BYTES = 2**20
+"""Largest model config file read."""
+MAX_RESULTS_BYTES = 256 * 2**20
+"""Largest results.json read (files from others are read with bounded work)."""
+MAX_JSON_DEPTH = 64
+"""Nesting a JSON file from elsewhere may have (nvpkit's own files nest under 10 deep)."""
+MAX_INT_DIGITS = 40
+"""Digits an integer in a JSON file from elsewhere may have (float32 ranges end at 39)."""
+
+
+def _parse_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise ValueError(f"an integer of {len(text.lstrip('-')):,} digits (at most {MAX_INT_DIGITS})")
+    return int(text)
+
+
+def parse_json(data: bytes | str) -> Any:
+    """JSON from elsewhere, with bounded work: ``ValueError`` saying what is wrong for text that is
+    not UTF-8 or not JSON, nests deeper than ``MAX_JSON_DEPTH`` or holds an integer of more than
+    ``MAX_INT_DIGITS`` digits (so Python's int-string limit, float overflow and recursion limit are
+    never met by what reads it)."""
+    try:
+        value = json.loads(data, parse_int=_parse_int)
+    except RecursionError:
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except UnicodeDecodeError as err:
+        raise ValueError(f"not UTF-8 ({err.reason} at byte {err.start})") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"not JSON ({err.msg} at line {err.lineno} column {err.colno})") from None
+    stack = [(value, 1)]
+    while stack:  # depth, without recursion
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > MAX_JSON_DEPTH:
+                raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return value
+
+
+def read_json(path: str | os.PathLike, max_bytes: int, what: str = "JSON file") -> Any:
+    """``parse_json`` of the file at ``path``, refusing one larger than ``max_bytes``; ``ValueError``
+    naming the file and the problem (``FileNotFoundError`` when there is none)."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise ValueError(f"{str(path)!r}: {size:,} bytes is larger than any {what} ({max_bytes:,})")
+    try:
+        return parse_json(path.read_bytes())
+    except ValueError as err:
+        raise ValueError(f"{str(path)!r}: not a readable {what}: {err}") from None
 
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:

@@ -10,11 +10,13 @@ spatial axis (frame rows, height) and ``y`` the second (columns, width).
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from ._checks import is_int, show
+from ._files import MAX_CONFIG_BYTES, read_json
 
 __all__ = [
     "GridConfig",
@@ -152,15 +154,15 @@ def _field(section: dict, key: str, kind: type, where: str, minimum: float | Non
         raise ValueError(f"config {where}: missing key {key!r} (have {sorted(section)})")
     value = section[key]
     ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value, ok = float(value), True
+    if kind is float and is_int(value):
+        value, ok = (float(value), True) if abs(value) < 1e300 else (value, False)
     if not ok:
-        raise ValueError(f"config {where}.{key}: expected {kind.__name__}, got {value!r}")
+        raise ValueError(f"config {where}.{key}: expected {kind.__name__}, got {show(value)}")
     if kind is float and not math.isfinite(value):
         raise ValueError(f"config {where}.{key}: must be a finite number, got {value!r}")
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
         bounds = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
-        raise ValueError(f"config {where}.{key}: must be {bounds}, got {value!r}")
+        raise ValueError(f"config {where}.{key}: must be {bounds}, got {show(value)}")
     return value
 
 
@@ -250,11 +252,7 @@ def load_config(source: str | Path | dict | NVPConfig) -> NVPConfig:
                          "or pass a path to a JSON file")
     if not path.is_file():
         raise FileNotFoundError(f"config: no such file {str(path)!r}")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"config {str(path)!r}: not valid JSON ({err})") from None
-    return _from_json(data)
+    return _from_json(read_json(path, MAX_CONFIG_BYTES, "model config"))
 
 
 # Published sizing: a 600-frame 1080x1920 video gets a 600x300x300 sparse grid.

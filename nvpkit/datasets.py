@@ -14,7 +14,6 @@ frame rate and chroma format.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import secrets
 import shutil
@@ -23,7 +22,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._files import write_json
+from ._files import read_json, write_json
 from ._progress import progress_bar
 
 __all__ = ["RawClip", "DATASETS", "DATA_ENV", "UVG_URL", "data_root", "fetch", "dataset_path", "FetchError"]
@@ -221,7 +220,11 @@ def fetch(name: str | RawClip, *, root: str | os.PathLike | None = None, timeout
     root = Path(root or data_root())
     final = root / clip.name
     if (final / clip.yuv_name).is_file():
-        recorded = json.loads((final / RECORD).read_text())["sha256"]
+        try:
+            recorded = read_json(final / RECORD, 2**16, "fetch record")["sha256"]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise FetchError(f"{clip.name}: the fetch record of {str(final)!r} is unreadable ({err}); delete "
+                             f"{str(final)!r} and fetch again") from None
         if _sha256(final / clip.yuv_name, progress) != recorded:
             raise FetchError(f"{clip.name}: {str(final / clip.yuv_name)!r} changed since it was fetched (sha256 "
                              f"differs from {recorded}); delete {str(final)!r} and fetch again")

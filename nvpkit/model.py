@@ -16,6 +16,7 @@ from torch import nn
 
 from ._kernels import linear_t, sine_modulate, with_ones
 from ._device import available_host_memory
+from .memory import FLOAT32
 from .config import NVPConfig, load_config
 from .grids import DenseGrid2D, SparseGrid3D, lookup_planes
 from .parts import GRIDS, count_parameters
@@ -92,10 +93,10 @@ class ModulatedSiren(nn.Module):
 
 def _check_host_memory(config: NVPConfig) -> None:
     """Refuse, with the size, a model whose parameters alone exceed the available host memory."""
-    need = count_parameters(config)["total"] * 4
+    need = count_parameters(config)["total"] * FLOAT32
     available = available_host_memory()
     if available is not None and need > available:
-        raise ValueError(f"NVP: this config has {need / 4:,.0f} parameters ({need / 2**30:.1f} GiB as float32) "
+        raise ValueError(f"NVP: this config has {need / FLOAT32:,.0f} parameters ({need / 2**30:.1f} GiB as float32) "
                          f"but only {available / 2**30:.1f} GiB of memory is available; use a smaller preset or "
                          "sparse grid")
 

@@ -28,8 +28,10 @@ from ._device import keep_freed_memory, resolve_device
 from ._files import atomic_path
 from .config import NVPConfig, load_config, size_sparse_grid
 from .data import Video
+from .memory import clip_on_device
 from .metrics import psnr_from_mse
 from .model import NVP
+from .provenance import code_change
 
 __all__ = ["TrainConfig", "Trainer", "PixelSampler", "Checkpoint", "resume_or_start"]
 
@@ -113,7 +115,7 @@ class PixelSampler:
         if device.type == "cuda":
             if on_device is None:
                 free, _ = torch.cuda.mem_get_info(device)
-                on_device = frames.numel() <= free // 2  # else leave room for the model
+                on_device = clip_on_device(frames.numel(), free)
             if not on_device:
                 store = torch.device("cpu")
                 frames = frames.pin_memory()
@@ -361,7 +363,7 @@ class Trainer:
                              f"this one reads {CHECKPOINT_FORMAT}")
         try:
             trainer = cls._restore(state, video, device)
-        except (KeyError, TypeError, AttributeError, IndexError, RuntimeError) as err:  # a damaged state
+        except (KeyError, TypeError, AttributeError, IndexError, RuntimeError, OverflowError) as err:  # damaged
             raise ValueError(f"Trainer.load: {str(path)!r} is damaged ({type(err).__name__}: {str(err)[:200]})"
                              ) from None
         return trainer
@@ -384,19 +386,49 @@ class Checkpoint:
             trainer.save(self.path)
 
 
+def checkpoint_code(path: str | Path) -> Any:
+    """The code version a checkpoint records (``extra["code"]``; None if none), read without loading
+    its tensors (memory-mapped)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as err:
+        raise ValueError(f"{str(path)!r} is not a readable checkpoint ({err})") from None
+    extra = state.get("extra") if isinstance(state, dict) else None
+    return extra.get("code") if isinstance(extra, dict) else None
+
+
 def resume_or_start(path: str | Path, video: Video, key: str, start: Callable[[], Trainer], *,
+                    code: dict[str, Any] | None = None, allow_code_change: bool = False,
                     device: str | None = None, overwrite: bool = False) -> Trainer:
     """The trainer checkpointed at ``path`` when it was started with the same ``key`` (kept in
-    ``trainer.extra["key"]``), else a new one from ``start()``. A checkpoint of another key is
-    replaced only with ``overwrite``; otherwise ``FileExistsError``."""
+    ``trainer.extra["key"]``) and trained by the same ``code`` (``extra["code"]``; see
+    ``provenance.numeric_code``), else a new one from ``start()``. A checkpoint of another key is
+    replaced only with ``overwrite``; otherwise ``FileExistsError``. One of the same key trained by
+    other code resumes with ``allow_code_change`` (a warning; ``extra["code_changes"]`` records the
+    step and both versions), is replaced with ``overwrite``, else ``FileExistsError`` saying both."""
     path = Path(path)
     if path.exists():
         trainer = Trainer.load(path, video, device=device)
-        if trainer.extra.get("key") == key:
+        same_key, saved = trainer.extra.get("key") == key, trainer.extra.get("code")
+        if same_key and (code is None or saved == code):
+            return trainer
+        if same_key and allow_code_change:
+            warnings.warn(f"{str(path)!r}: resuming at step {trainer.step_count} a run trained by other code "
+                          f"({code_change(saved, code)}); the change is recorded", stacklevel=2)
+            trainer.extra.setdefault("code_changes", []).append({"step": trainer.step_count, "from": saved, "to": code})
+            trainer.extra["code"] = code
             return trainer
         if not overwrite:
+            if same_key:
+                raise FileExistsError(f"{str(path)!r} holds a run of these parameters trained by other code "
+                                      f"({code_change(saved, code)}); resume it with allow_code_change=True "
+                                      "(--allow-code-change; the change is recorded) or start it again with "
+                                      "overwrite=True")
             raise FileExistsError(f"{str(path)!r} holds a run with other parameters; set overwrite=True or "
                                   "choose another folder")
     trainer = start()
     trainer.extra["key"] = key
+    if code is not None:
+        trainer.extra["code"] = code
     return trainer
+

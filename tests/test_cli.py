@@ -80,9 +80,9 @@ def test_train_writes_results_that_load_and_resumes(tmp_path, capsys):
     assert abs(psnr - results.final["model"]["psnr"]) == 0 and psnr > 10
     # what a run killed after step 10 leaves: its checkpoint at step 10, no results
     video = nvpkit.load_video("sample", 4, downscale=8)
-    key = nvpkit.Trainer.load(out / "checkpoint.pt", video).extra["key"]
+    saved = nvpkit.Trainer.load(out / "checkpoint.pt", video).extra
     killed = KINDS["train"](num_frames=4, downscale=8, device="cpu", steps=20, batch=1024).new_trainer(video)
-    killed.extra["key"] = key
+    killed.extra.update(key=saved["key"], code=saved["code"])
     killed.train(10, progress=False)
     killed.save(out / "checkpoint.pt")
     for name in ("results.json", "reconstruction.mp4"):

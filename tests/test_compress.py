@@ -1,4 +1,5 @@
 import math
+import struct
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ from nvpkit.compress import (AV1, H264, HEVC, JPEG, PNG, SVTAV1, VVC, CodecError
                              WebP, make_compressor)
 from nvpkit.quantization import dequantize, quantize
 from nvpkit.compress.base import pack_bits, unpack_bits
+from nvpkit.compress.rd import anchor_decode, anchor_encode
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +126,34 @@ def test_quantization_error_is_within_half_a_step(bits):
     assert np.array_equal(unpack_bits(pack_bits(q.numpy(), bits), bits, 1000), q.numpy())
 
 
+@pytest.mark.parametrize("bits", [1, 3, 4, 7, 9, 12, 16])
+def test_bit_packing_is_big_endian_across_chunks(bits):
+    from nvpkit.memory import BIT_CHUNK
+    count = 2 * BIT_CHUNK + 5  # three chunks, the last partial
+    codes = np.random.default_rng(bits).integers(0, 2**bits, count)
+    packed = pack_bits(codes, bits)
+    stream = "".join(format(int(c), f"0{bits}b") for c in codes)  # an independent bit string
+    stream += "0" * (-len(stream) % 8)
+    assert packed == int(stream, 2).to_bytes(len(stream) // 8, "big")
+    assert np.array_equal(unpack_bits(packed, bits, count), codes)
+    assert unpack_bits(packed, bits, count).dtype == (np.uint8 if bits <= 8 else np.int32)
+    with pytest.raises(ValueError, match="take"):
+        unpack_bits(packed + b"\0", bits, count)  # a payload longer than its values need
+    with pytest.raises(ValueError, match="take"):
+        unpack_bits(packed[:-1], bits, count)
+
+
+def test_payloads_must_have_exactly_the_length_their_values_need():
+    planes = [torch.rand(8, 8), torch.rand(4, 4)]
+    for codec in (Quantize(4), Quantize(8), Float(), Float("float16")):
+        encoded = codec.encode(planes)
+        for payload in (encoded.payload + b"\0", encoded.payload[:-1]):
+            with pytest.raises(ValueError, match="the payload has"):
+                codec.decode(nvpkit.compress.Encoded(codec.name, {}, payload, encoded.side), [(8, 8), (4, 4)])
+    assert Quantize(4).payload_range([(8, 8), (4, 4)]) == (40, 40)  # 80 values x 4 bits
+    assert Float("float16").payload_range([(8, 8), (4, 4)]) == (160, 160)
+
+
 def test_lossy_codecs_are_close_and_smaller(model):
     planes = [smooth(40, 40) for _ in range(2)]
     for codec in (JPEG(2), JPEG(quality=90), WebP(90)):
@@ -204,8 +234,8 @@ def test_hostile_manifests_are_refused(tmp_path):
         ({"format": 1, "config": nvpkit.load_config("cpu_s").to_json(),
           "parts": [{**p, "codec": "os.system"} for p in parts]}, "unknown codec"),
         ({"format": 1, "config": nvpkit.load_config("cpu_s").to_json(),
-          "parts": [{**p, "length": -5} for p in parts]}, "payload length"),
-        ({"format": 1, "config": nvpkit.load_config("cpu_s").to_json(), "parts": parts}, "does not decode"),
+          "parts": [{**p, "length": -5} for p in parts]}, "the payload has -5 bytes"),
+        ({"format": 1, "config": nvpkit.load_config("cpu_s").to_json(), "parts": parts}, "the payload has 0 bytes; 20 channels of 252,720 values take exactly 1,010,880"),
     ]:
         write(manifest)
         with pytest.raises(nvpkit.ArtifactError, match=match):
@@ -311,17 +341,31 @@ def test_vvc_and_svtav1_volumes(codec):
     x = smooth(5, 20, 30)
     (y,), encoded = codec.roundtrip([x])
     assert y.shape == x.shape and (y - x).abs().max() < 0.2 * (x.max() - x.min())
-    assert encoded.payload_bits == 8 * sum(encoded.header)
-    assert encoded.side_bits == 32 * (2 + 1) + 8 * len(codec.descriptor())  # range, stream length; descriptor
-    assert codec.descriptor()[1] == codec.bit_depth
+    # a decoder holding only the counted bits (descriptor, float32 side, int32 header, payload) decodes it
+    counted = (encoded.descriptor + struct.pack(f"<{len(encoded.side)}f", *encoded.side)
+               + struct.pack(f"<{len(encoded.header)}i", *encoded.header) + encoded.payload)
+    assert 8 * len(counted) == encoded.side_bits + encoded.payload_bits
+    codec_id, depth = counted[:2]
+    cls = next(c for c in nvpkit.compress.CODECS.values() if c.codec_id == codec_id)
+    side = list(struct.unpack_from("<2f", counted, 2))
+    (length,) = struct.unpack_from("<i", counted, 10)
+    decoder = cls(bit_depth=depth)  # only the decoder's settings: crf and preset are the encoder's
+    (again,) = decoder.decode(nvpkit.compress.Encoded(cls.name, {}, counted[14:14 + length], side, [length]),
+                              [tuple(x.shape)])
+    assert torch.equal(again, y) and 14 + length == len(counted)
 
 
 def test_vvc_and_svtav1_presets_and_anchors(tiny_video, model):
     result = make_compressor("vvc", crf=40, preset="faster").roundtrip(model)
     assert result.encoded["sparse"].codec == "vvc" and result.bits()["sparse"] > 0
-    for codec in ("vvc", "svtav1"):
-        (row,) = nvpkit.video_anchor(tiny_video, codec, [40], progress=False)
-        assert row["bits"] > 0 and 15 < row["psnr"] < 60
+    clip = tiny_video.head(3)
+    for codec, preset in (("vvc", "faster"), ("svtav1", "12")):
+        (row,) = nvpkit.video_anchor(clip, codec, [40], preset=preset, progress=False)
+        stream = anchor_encode(clip, codec, 40, preset, "420")
+        decoded = np.stack([f.numpy() for f in anchor_decode(stream, clip, codec)]).astype(np.float64)
+        mse = ((decoded - clip.frames) ** 2).mean(axis=(1, 2, 3))  # per frame, over RGB
+        assert row["bits"] == 8 * len(stream)
+        assert row["psnr"] == pytest.approx(np.mean(10 * np.log10(255**2 / mse)), abs=1e-5)  # float32 sums
     with pytest.raises(ValueError, match="chroma='444' is not allowed"):
         nvpkit.video_anchor(tiny_video, "vvc", [40], chroma="444")
     with pytest.raises(ValueError, match="preset='slow' is not allowed"):

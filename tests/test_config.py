@@ -97,7 +97,7 @@ def test_bad_config_sources(tmp_path):
         nvpkit.load_config(tmp_path / "missing.json")
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    with pytest.raises(ValueError, match="not valid JSON"):
+    with pytest.raises(ValueError, match="not a readable model config: not JSON"):
         nvpkit.load_config(bad)
     with pytest.raises(ValueError, match="missing section '3d_encoding'"):
         nvpkit.load_config({"nvp": {k: v for k, v in PUBLISHED_NVP_S["nvp"].items() if k != "3d_encoding"}})

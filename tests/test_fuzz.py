@@ -9,7 +9,7 @@ _SPEC = importlib.util.spec_from_file_location("fuzz", Path(__file__).resolve().
 fuzz = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(fuzz)
 
-CASES = {"artifact": 80, "config": 100, "checkpoint": 40, "yuv": 80, "params": 150}
+CASES = {"artifact": 120, "config": 100, "checkpoint": 40, "yuv": 80, "params": 150, "results": 80}
 
 
 @pytest.mark.parametrize("reader", sorted(CASES))

@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -140,6 +141,28 @@ def test_bd_metrics():
     assert result["bd_rate"] is None and result["bd_psnr"] is None and "does not rise" in result["notes"][0]
 
 
+def test_bd_metrics_by_pchip_as_the_common_test_conditions():
+    """PCHIP BD-rate beside Akima's, checked against its definition computed here with scipy: the mean
+    log-rate difference over the common PSNR range, each curve's log rate a PCHIP of its PSNR."""
+    from scipy.integrate import quad
+    from scipy.interpolate import PchipInterpolator
+    anchor = [{"bpp": b, "psnr": p} for b, p in [(0.1, 30.0), (0.2, 33.1), (0.4, 35.9), (0.8, 38.2)]]
+    test = [{"bpp": b, "psnr": p} for b, p in [(0.09, 30.4), (0.17, 33.3), (0.36, 36.4), (0.75, 38.5)]]
+    result = nvpkit.bd_metrics(anchor, test)
+    curve = {name: PchipInterpolator([r["psnr"] for r in rows], np.log([r["bpp"] for r in rows]))
+             for name, rows in (("anchor", anchor), ("test", test))}
+    lo, hi = 30.4, 38.2  # the common PSNR range
+    mean = quad(lambda q: curve["test"](q) - curve["anchor"](q), lo, hi)[0] / (hi - lo)
+    assert result["bd_rate_pchip"] == pytest.approx(100 * (np.exp(mean) - 1), abs=1e-3)
+    assert result["method"] == "akima" and result["bd_rate"] != result["bd_rate_pchip"]
+    cheaper = [{"bpp": r["bpp"] * 0.9, "psnr": r["psnr"]} for r in anchor]
+    both = nvpkit.bd_metrics(anchor, cheaper)
+    assert both["bd_rate"] == pytest.approx(-10, abs=1e-6) and both["bd_rate_pchip"] == pytest.approx(-10, abs=1e-6)
+    shown = nvpkit.format_table(Results("guide", {}, {}, {}, [], bd=result))
+    assert f"BD-rate {result['bd_rate']:+.2f} %" in shown and "(Akima)" in shown
+    assert f"BD-rate {result['bd_rate_pchip']:+.2f} %" in shown and "(PCHIP)" in shown
+
+
 def test_experiment_caches_the_baseline_and_guards_out_dir(tmp_path, capsys):
     common = dict(num_frames=4, downscale=8, steps=20, batch=512, log_every=10, device="cpu", anchor_crfs=(30,),
                   cache_dir=str(tmp_path / "cache"), compressor="quantize", settings={"bits": 4},
@@ -179,14 +202,20 @@ def test_live_plot_throttles_and_saves(tmp_path, tiny_video):
 
 # -- codec in the loop with a straight-through gradient ----------------------------------------------------
 
-def test_codec_ste_with_a_lossless_codec_is_no_guidance(tiny_video):
-    plain, guided = trainer_for(tiny_video, steps=20), trainer_for(tiny_video, steps=20)
-    plain.train(progress=False)
-    guidance = nvpkit.Guidance(Compressor(), 5, tiny_video, mode="codec_ste", probe_pixels=1000)
+def test_codec_ste_between_refreshes_trains_theta_through_the_decoded_values(tiny_video):
+    """Until its next refresh a codec_ste arm trains like a model whose grids read θ + r, with
+    r = decode(encode(θ₀)) − θ₀ taken here from the round trip's decoded model, not from Guidance."""
+    guided, reference = trainer_for(tiny_video, steps=12), trainer_for(tiny_video, steps=12)
+    decoded = coarse().roundtrip(reference.model).to_model()
+    for name, grid in reference.model.grids().items():
+        grid.residual = [d.detach() - p.detach() for d, p in zip(decoded.grids()[name].parameters(), grid.parameters())]
+    assert any(r.abs().max() > 0 for g in reference.model.grids().values() for r in g.residual)
+    reference.train(progress=False)
+    guidance = nvpkit.Guidance(coarse(), 100, tiny_video, mode="codec_ste", probe_pixels=1000)  # no refresh in 12
     guidance.attach(guided)
     guided.train(callbacks=[guidance], progress=False)
-    guidance.detach(guided)
-    for a, b in zip(plain.model.parameters(), guided.model.parameters()):
+    assert [e["step"] for e in guidance.events] == [0]
+    for a, b in zip(reference.model.parameters(), guided.model.parameters()):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
 
 

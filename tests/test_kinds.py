@@ -76,7 +76,8 @@ def test_an_interrupted_initialisation_study_resumes_exactly(tmp_path):
     assert name.endswith("+ pull")
     killed = cfg.new_trainer(video)  # what the run held at step 10 of this arm
     init = tucker_init(killed.model, video, tuple(cfg.ranks), mapping=cfg.mapping, scale=cfg.scale)
-    killed.extra.update(key=f"{arm_key(cfg, video, INIT_KEYS)}:{name}", pull_init={"sparse": init["sparse"]})
+    killed.extra.update(key=f"{arm_key(cfg, video, INIT_KEYS)}:{name}", code=nvpkit.provenance.numeric_code(),
+                        pull_init={"sparse": init["sparse"]})
     killed.regularizer = PullToInit({"sparse": init["sparse"]}, cfg.lam, ("sparse",), cfg.steps)
     killed.train(10, progress=False)
     killed.save(tmp_path / "arm-2.pt")

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from nvpkit._device import reset_host_peak
-from nvpkit.experiments.planning import EVAL_BYTES, TRAIN_BYTES
+from nvpkit.memory import EVAL_BYTES, TRAIN_BYTES
 
 _SPEC = importlib.util.spec_from_file_location(
     "stage_memory", Path(__file__).resolve().parent.parent / "benchmarks" / "stage_memory.py")

@@ -98,6 +98,52 @@ def test_interrupted_experiment_resumes_to_the_same_results(tmp_path):
     assert resumed.final == straight.final
 
 
+def test_a_run_resumes_after_a_code_change_only_when_asked_and_records_it(tmp_path, monkeypatch):
+    common = dict(num_frames=4, downscale=8, steps=40, period=15, batch=512, log_every=5, device="cpu",
+                  anchor_crfs=(), compressor="quantize", settings={"bits": 4}, checkpoint_every=10,
+                  cache_dir=str(tmp_path / "cache"), out_dir=str(tmp_path / "run"))
+    cfg = nvpkit.GuideConfig(**common)
+    with pytest.raises(_Crash):
+        nvpkit.run_experiment(cfg, _CrashingPlot(arm=1, step=25))  # the baseline is cached, the guided arm at 20
+    before = nvpkit.provenance.numeric_code()
+    monkeypatch.setattr(nvpkit.provenance, "numeric_hash", lambda: "0123456789abcdef")  # a fix in the model, say
+    after = nvpkit.provenance.numeric_code()
+    with pytest.raises(FileExistsError, match="guided.pt' was trained by other code .*numeric_sha256_16 .* -> "
+                                              "0123456789abcdef.*allow_code_change=True"):
+        nvpkit.run_experiment(cfg)  # before anything trains: the cached arm is still the old code's
+    with pytest.warns(UserWarning, match="resuming at step 20 a run trained by other code"):
+        results = nvpkit.run_experiment(nvpkit.GuideConfig(**common, allow_code_change=True))
+    changes = results.provenance["code_changes"]
+    assert changes == {"quantize guidance": [{"step": 20, "from": before, "to": after}],
+                       "no guidance": [{"step": 40, "from": before, "to": after}]}  # the cached arm
+    assert nvpkit.experiments.Results.load(tmp_path / "run" / "results.json").provenance["code_changes"] == changes
+    assert results.config["allow_code_change"] and [e["step"] for e in results.events] == [15, 30]
+
+
+def test_only_the_modules_on_the_training_path_decide_the_code_version(tmp_path, monkeypatch):
+    from nvpkit import provenance
+    copy = tmp_path / "nvpkit"
+    shutil.copytree(Path(provenance.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__", "shipped"))
+    monkeypatch.setattr(provenance, "_PACKAGE", copy)
+
+    def hashes() -> tuple[str, str]:
+        provenance.numeric_hash.cache_clear()
+        provenance.source_hash.cache_clear()
+        return provenance.numeric_hash(), provenance.source_hash()
+
+    numeric, source = hashes()
+    with open(copy / "viz" / "figures.py", "a") as f:
+        f.write("\n# a fix to a figure\n")
+    assert hashes() == (numeric, hashes()[1]) and hashes()[1] != source
+    for module in ("model.py", "compress/codecs.py", "experiments/guidance.py"):
+        with open(copy / module, "a") as f:
+            f.write("\n# a change of the numbers\n")
+        assert hashes()[0] != numeric
+        numeric = hashes()[0]
+    provenance.numeric_hash.cache_clear()
+    provenance.source_hash.cache_clear()
+
+
 def test_half_trained_baseline_never_reaches_the_shared_cache(tmp_path, capsys):
     """Runs in parallel (a sweep) share the baseline cache: a baseline goes there only when finished,
     trains and resumes in its run's own folder, and a cached one that stopped early is retrained."""
@@ -400,6 +446,33 @@ def test_a_model_too_large_for_memory_says_how_large():
 
 # -- decode budget: what a file may ask a reader to allocate -----------------------------------------------
 
+_PEAK = textwrap.dedent("""
+    import sys, nvpkit
+    from nvpkit._device import host_memory, host_peak_memory, reset_host_peak
+    warm, path, budget = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    if warm:
+        nvpkit.load_compressed(warm)  # imports and first-use buffers, before measuring
+    assert reset_host_peak()
+    before = host_memory()
+    try:
+        nvpkit.load_compressed(path, max_bytes=budget)
+        print("loaded")
+    except nvpkit.ArtifactError as err:
+        print(str(err).replace(chr(10), " "))
+    print(host_peak_memory() - before)
+""")
+
+
+def _peak_load(path: Path, budget: int, warm: Path | str = "") -> tuple[str, int]:
+    """Load ``path`` in a fresh process under ``budget``: its message and peak resident memory
+    growth in bytes (VmHWM after a reset: ``ru_maxrss`` would start from the parent's at the fork)."""
+    run = subprocess.run([sys.executable, "-c", _PEAK, str(warm), str(path), str(budget)], capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    message, grown = run.stdout.strip().splitlines()
+    return message, int(grown)
+
+
 def _bomb(path: Path) -> Path:
     """A 22 kB artifact whose manifest describes a 1024x2048x2048 sparse grid (4.3e9 values) stored as
     Tucker ranks (1, 1, 1): a valid file that decodes to 16 GiB."""
@@ -424,19 +497,87 @@ def _bomb(path: Path) -> Path:
 def test_a_decompression_bomb_fails_before_any_large_allocation(tmp_path):
     bomb = _bomb(tmp_path / "bomb.nvp")
     assert 20_000 < bomb.stat().st_size < 24_000
-    code = ("import resource, sys, nvpkit, nvpkit.compress\n"
-            "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-            "try:\n"
-            "    nvpkit.load_compressed(sys.argv[1])\n"
-            "except nvpkit.ArtifactError as err:\n"
-            "    print(str(err))\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)")
-    run = subprocess.run([sys.executable, "-c", code, str(bomb)], capture_output=True, text=True, timeout=120)
-    message, grown_kib = run.stdout.strip().splitlines()
-    assert "part 'sparse' needs 34,359,738,368 bytes, over the decode budget" in message
-    assert int(grown_kib) < 8 * 1024  # peak RSS grew by under 8 MiB
+    warm = tmp_path / "warm.nvp"
+    nvpkit.save_compressed(nvpkit.make_compressor("tucker", ranks=(1, 1, 1)).roundtrip(
+        nvpkit.NVP(nvpkit.size_sparse_grid(nvpkit.load_config("cpu_s"), 2, 16, 16))), warm)
+    message, grown = _peak_load(bomb, nvpkit.compress.artifact.default_budget(), warm)
+    values, factors = 1024 * 2048 * 2048, 1 + 1024 + 2048 + 2048
+    # the float32 output, the decoded core and factors, a mode product and its unfolding
+    assert f"part 'sparse' needs {4 * values + 4 * factors + 3 * 4 * values:,} bytes, over the decode budget" in message
+    assert grown < 8 * 2**20
     with pytest.raises(nvpkit.ArtifactError, match="over the decode budget of 1,000 bytes"):
         nvpkit.load_compressed(bomb, max_bytes=1000)
+
+
+def _grow(path: Path, part: str, extra: int) -> Path:
+    """``path`` with ``part``'s payload grown by ``extra`` zero bytes and its length field updated."""
+    blob = path.read_bytes()
+    (length,) = struct.unpack("<I", blob[8:12])
+    manifest = json.loads(blob[12:12 + length])
+    names = [p["name"] for p in manifest["parts"]]
+    at = names.index(part)
+    end = 12 + length + sum(p["length"] for p in manifest["parts"][:at + 1])
+    manifest["parts"][at]["length"] += extra
+    text = json.dumps(manifest).encode()
+    grown = path.with_name("grown-" + path.name)
+    with open(grown, "wb") as f:
+        f.write(blob[:8] + struct.pack("<I", len(text)) + text + blob[12 + length:end])
+        f.truncate(f.tell() + extra)  # zeros, as a sparse file
+        f.seek(0, 2)
+        f.write(blob[end:])
+    return grown
+
+
+@pytest.mark.parametrize("name", ["quantize", "hevc"])
+def test_a_payload_grown_with_its_length_is_refused_before_it_is_read(tmp_path, name):
+    model = nvpkit.NVP(nvpkit.size_sparse_grid(nvpkit.load_config("cpu_s"), 4, 32, 48))
+    path = tmp_path / "small.nvp"
+    settings = {"bits": 4} if name == "quantize" else {"preset": "ultrafast"}
+    nvpkit.save_compressed(nvpkit.make_compressor(name, **settings).roundtrip(model), path)
+    grown = _grow(path, "sparse", 256 * 2**20)
+    message, grown_bytes = _peak_load(grown, 512 * 2**20, warm=path)
+    assert f"part 'sparse': {name}: the payload has" in message
+    assert grown_bytes < 16 * 2**20
+
+
+@pytest.mark.parametrize("name,settings", [("quantize", {"bits": 4}), ("quantize", {"bits": 12}),
+                                           ("hevc", {"preset": "ultrafast"})])
+def test_decoding_stays_within_the_memory_its_codecs_state(tmp_path, name, settings):
+    """The reader's estimate (``decode_bytes``: values, model, payloads, the largest part's codec
+    work) bounds the measured peak of a real decode, with the budget set to that estimate."""
+    config = nvpkit.size_sparse_grid(nvpkit.load_config("nvp_s"), 24, 540, 960)
+    model = nvpkit.NVP(config)
+    compressor = nvpkit.make_compressor(name, **settings)
+    path, warm = tmp_path / "model.nvp", tmp_path / "warm.nvp"
+    nvpkit.save_compressed(compressor.roundtrip(model), path)
+    nvpkit.save_compressed(compressor.roundtrip(nvpkit.NVP(nvpkit.size_sparse_grid(
+        nvpkit.load_config("cpu_s"), 2, 16, 16))), warm)
+    codecs = {part: compressor.codec(part) for part in nvpkit.parts.PARTS}
+    payloads = path.stat().st_size - 12 - struct.unpack("<I", path.read_bytes()[8:12])[0]
+    need = nvpkit.compress.artifact.decode_bytes(config, codecs, payloads)["total"]
+    message, grown = _peak_load(path, need, warm)
+    assert message == "loaded"
+    values = nvpkit.parts.num_values(config)
+    assert 8 * values < grown <= need  # at least the decoded values and the model, at most the estimate
+    message, _ = _peak_load(path, need - 1, warm)
+    assert f"over the decode budget of {need - 1:,} bytes" in message
+
+
+def test_video_decoders_check_the_size_a_stream_declares_before_decoding():
+    codec = nvpkit.compress.HEVC(preset="ultrafast")
+    with pytest.raises(nvpkit.compress.CodecError, match="the stream is 32x48, expected 16x16"):
+        codec.decode(codec.encode([torch.zeros(3, 48, 32)]), [(3, 16, 16)])  # flat: a stream short enough
+    with pytest.raises(nvpkit.compress.CodecError, match="max pixel count"):  # ffmpeg refuses it itself
+        codec.decode(codec.encode([torch.zeros(2, 640, 640)]), [(2, 16, 16)])
+
+
+def test_ffmpeg_children_are_stopped_at_their_time_limit():
+    started = time.perf_counter()
+    endless = nvpkit.compress.codecs.ffmpeg_chunks(["-f", "lavfi", "-i", "nullsrc=s=16x16", "-f", "null", "-"], [b""], 64,
+                                            "endless", timeout=1.0)
+    with pytest.raises(nvpkit.compress.CodecError, match="stopped after 1 s"):
+        list(endless)
+    assert time.perf_counter() - started < 30
 
 
 def test_video_streams_decode_to_exactly_the_frames_the_manifest_says():
@@ -468,3 +609,66 @@ def test_files_from_others_never_name_a_path_to_read(tmp_path):
     path.write_bytes(blob[:8] + struct.pack("<I", len(text)) + text + blob[12 + length:])
     with pytest.raises(nvpkit.ArtifactError, match="must be a JSON object"):
         nvpkit.load_compressed(path)
+
+
+def _with_manifest(path: Path, change) -> Path:
+    """``path`` with its manifest replaced by ``change(manifest_text)`` (JSON text in, bytes out)."""
+    blob = path.read_bytes()
+    (length,) = struct.unpack("<I", blob[8:12])
+    text = change(blob[12:12 + length].decode())
+    out = path.with_name("changed.nvp")
+    out.write_bytes(blob[:8] + struct.pack("<I", len(text)) + text + blob[12 + length:])
+    return out
+
+
+def test_huge_integers_and_deep_nesting_fail_with_each_readers_error(tmp_path):
+    model = nvpkit.NVP(nvpkit.size_sparse_grid(nvpkit.load_config("cpu_s"), 2, 20, 24))
+    path = tmp_path / "model.nvp"
+    nvpkit.save_compressed(nvpkit.make_compressor("quantize").roundtrip(model), path)
+    manifest = json.loads(path.read_bytes()[12:12 + struct.unpack("<I", path.read_bytes()[8:12])[0]])
+    side = json.dumps(manifest["parts"][0]["side"][0])
+    scale = json.dumps(manifest["config"]["nvp"]["2d_encoding_xy"]["per_level_scale"])
+    for change, match in [
+            (lambda t: t.replace(side, "9" * 400, 1).encode(), "an integer of 400 digits"),  # a side value
+            (lambda t: t.replace(f'"per_level_scale":{scale}', '"per_level_scale":' + "7" * 400, 1).encode(),
+             "an integer of 400 digits"),  # in the model config
+            (lambda t: t.replace('"format":1', '"format":' + "1" * 5000, 1).encode(), "an integer of 5,000 digits"),
+            (lambda t: t.replace('"header":[]', '"header":' + "[" * 5000 + "]" * 5000, 1).encode(),
+             "nested deeper than 64"),
+            (lambda t: t.replace('"header":[]', '"header":' + "[" * 100 + "]" * 100, 1).encode(),
+             "nested deeper than 64"),
+            (lambda t: t.encode()[:-1] + b"\xff}", "not UTF-8")]:
+        with pytest.raises(nvpkit.ArtifactError, match=match):
+            nvpkit.load_compressed(_with_manifest(path, change))
+    config = nvpkit.load_config("cpu_s").to_json()
+    config["nvp"]["2d_encoding_xy"]["per_level_scale"] = 10**400  # as a dict, past JSON
+    with pytest.raises(ValueError, match="per_level_scale: expected float, got <an int of about 401 digits>"):
+        nvpkit.load_config(config)
+    config["nvp"]["2d_encoding_xy"]["per_level_scale"] = 1.5
+    config["nvp"]["network"]["n_neurons"] = 10**5000  # beyond Python's int-string limit
+    with pytest.raises(ValueError, match="n_neurons: must be in .* got <an int of about 5,001 digits>"):
+        nvpkit.load_config(config)
+    file = tmp_path / "config.json"
+    file.write_text('{"nvp": {"network": {"n_neurons": ' + "9" * 5000 + "}}}")
+    with pytest.raises(ValueError, match="not a readable model config: an integer of 5,000 digits"):
+        nvpkit.load_config(file)
+
+
+def test_unreadable_results_are_named_and_collect_goes_on(tmp_path):
+    from nvpkit.sweeps import collect
+    good = {"kind": "train", "config": {}, "video": {"name": "clip"}, "arms": {}, "table": []}
+    for name, results, record in [("a-good", json.dumps(good), '{"parameters": {"seed": 0}}'),
+                                  ("b-deep-results", "[" * 100_000 + "]" * 100_000, '{"parameters": {}}'),
+                                  ("c-deep-record", json.dumps(good), '{"parameters": ' + "[" * 3000 + "]" * 3000 + "}"),
+                                  ("d-huge-record", json.dumps(good), '{"parameters": {"seed": ' + "9" * 5000 + "}}")]:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(results)
+        (tmp_path / name / "sweep.json").write_text(record)
+    with pytest.raises(ValueError, match="results.json.*nested deeper than 64 levels"):
+        nvpkit.experiments.Results.load(tmp_path / "b-deep-results" / "results.json")
+    with pytest.warns(UserWarning) as caught:
+        records = collect(tmp_path)
+    assert [r.name for r in records] == ["a-good"]
+    assert sorted(str(w.message).split("'")[1] for w in caught) == ["b-deep-results", "c-deep-record",
+                                                                     "d-huge-record"]
+    assert any("an integer of 5,000 digits" in str(w.message) for w in caught)

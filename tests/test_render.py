@@ -1,5 +1,8 @@
 import math
+import shlex
+import subprocess
 
+import imageio_ffmpeg
 import numpy as np
 import pytest
 import torch
@@ -107,6 +110,16 @@ def test_anchor_settings(tiny_video):
     full = nvpkit.video_anchor(tiny_video, "hevc", [30], preset="fast", chroma="444", progress=False)[0]
     assert fast["bits"] != full["bits"] and fast["psnr_float"] is None
     assert nvpkit.compress.anchor_label("hevc", "fast", "444") == "x265 on the video (fast, 4:4:4)"
+    assert nvpkit.compress.anchor_label("hevc", "fast", "420", "psnr") == ("x265 on the video (fast, 4:2:0, tuned "
+                                                                           "for PSNR)")
+    untuned = nvpkit.video_anchor(tiny_video, "hevc", [30], preset="fast", tune="none", progress=False)[0]
+    assert "-tune psnr" in fast["command"] and "-tune" not in untuned["command"] and fast["bits"] != untuned["bits"]
+    command = shlex.split(fast["command"])  # the recorded command, run as it stands, makes the same stream
+    run = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", *command[1:]],
+                         input=tiny_video.frames.tobytes(), capture_output=True)
+    assert run.returncode == 0 and 8 * len(run.stdout) == fast["bits"]
+    with pytest.raises(ValueError, match="tune='ssim' is not allowed"):
+        nvpkit.video_anchor(tiny_video, "hevc", [30], tune="ssim")
     with pytest.raises(ValueError, match="chroma='422' is not allowed"):
         nvpkit.video_anchor(tiny_video, "hevc", [30], chroma="422")
     with pytest.raises(ValueError, match="preset='quick' is not allowed"):

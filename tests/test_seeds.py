@@ -41,6 +41,16 @@ def test_aggregate_equals_a_hand_computation_on_a_fixed_table():
     assert out[0]["psnr"] == 31.0 and out[0]["psnr_std"] == pytest.approx(math.sqrt(2))
     assert out[0]["bpp"] == pytest.approx(0.2) and out[0]["bpp_std"] == pytest.approx(math.sqrt(0.02))
     assert out[1]["psnr_std"] == 0.0 and out[1]["bpp"] == 0.2 and out[1]["bpp_std"] is None
+    assert [r["bpp_n"] for r in out] == [2, 1] and [r["psnr_n"] for r in out] == [2, 2]  # the value's own n
+
+
+def test_a_seeds_table_shows_the_n_each_mean_comes_from(tmp_path):
+    """A BD-rate missing for one seed (its curves overlapped too little) is left out of the mean, and
+    the table says the mean is of 2 seeds while the arm has 3."""
+    from nvpkit.viz.tables import _seeds_table
+    rows = [{"method": "guided", "seed": s, "bpp": 0.1 * (s + 1), "bd_rate": bd} for s, bd in enumerate([-2.0, None, -4.0])]
+    table = _seeds_table(rows, "method", {"bpp": "bpp", "bd_rate": "BD-rate (%)"})
+    assert "| guided | 3 | 0.2000 ± 0.1000 | -3.00 ± 1.41 (n=2) |" in table
 
 
 def test_mean_curve_per_setting_and_refuses_different_settings():

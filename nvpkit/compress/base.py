@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .._checks import check_choice, check_int
+from ..memory import BIT_CHUNK, FLOAT32, code_bytes
 from ..parts import Shape
 from ..quantization import dequantize, quantize
 
@@ -81,6 +82,25 @@ class Codec(ABC):
         the content; content-dependent codecs raise ``TypeError``."""
         raise TypeError(f"{self.name}: the encoded size depends on the content; use roundtrip()")
 
+    @abstractmethod
+    def payload_range(self, shapes: list[Shape]) -> tuple[int, int]:
+        """The shortest and longest payload (bytes) a decoder of channels of ``shapes`` accepts: the
+        exact length for codecs whose size does not depend on the content, else a bound far above
+        any real encoding. A reader refuses anything outside it before reading the payload."""
+
+    def check_payload(self, length: int, shapes: list[Shape]) -> None:
+        """``ValueError`` unless a payload of ``length`` bytes is within ``payload_range(shapes)``."""
+        lo, hi = self.payload_range(shapes)
+        if not lo <= length <= hi:
+            allowed = f"exactly {lo:,}" if lo == hi else f"{lo:,} to {hi:,}"
+            raise ValueError(f"{self.name}: the payload has {length:,} bytes; {len(shapes)} channels of "
+                             f"{sum(math.prod(s) for s in shapes):,} values take {allowed}")
+
+    @abstractmethod
+    def decode_work(self, shapes: list[Shape]) -> int:
+        """Host bytes decoding channels of ``shapes`` needs at its peak beyond the float32 values it
+        returns (codes, padded frames, factors, buffers, decoder processes), from shapes alone."""
+
     def params(self) -> dict:
         return asdict(self) if hasattr(self, "__dataclass_fields__") else {}
 
@@ -122,11 +142,19 @@ class Float(Codec):
         return (_FLOATS.index(self.dtype),)
 
     def decode(self, encoded: Encoded, shapes: list[Shape], device: torch.device | str = "cpu") -> list[torch.Tensor]:
+        self.check_payload(len(encoded.payload), shapes)
         values = np.frombuffer(encoded.payload, dtype=self._dtype).astype(np.float32)
         return _split(torch.from_numpy(values), shapes, device, self.name)
 
     def shape_bits(self, shapes: list[Shape]) -> int:
-        return sum(math.prod(s) for s in shapes) * 8 * self._dtype.itemsize
+        return 8 * self.payload_range(shapes)[0]
+
+    def payload_range(self, shapes: list[Shape]) -> tuple[int, int]:
+        exact = sum(math.prod(s) for s in shapes) * self._dtype.itemsize
+        return exact, exact
+
+    def decode_work(self, shapes: list[Shape]) -> int:
+        return 0  # the float32 copy of the payload is the output
 
 
 def _split(flat: torch.Tensor, shapes: list[Shape], device: torch.device | str, codec: str) -> list[torch.Tensor]:
@@ -138,22 +166,42 @@ def _split(flat: torch.Tensor, shapes: list[Shape], device: torch.device | str, 
 
 # -- min-max uniform quantization ----------------------------------------------------------------------
 
+def packed_bytes(count: int, bits: int) -> int:
+    """Bytes of ``count`` codes of ``bits`` bits packed by ``pack_bits``."""
+    return math.ceil(count * bits / 8)
+
+
 def pack_bits(codes: np.ndarray, bits: int) -> bytes:
-    """Pack unsigned codes into a big-endian bit stream of ``bits`` bits per value."""
+    """Pack unsigned codes into a big-endian bit stream of ``bits`` bits per value, ``BIT_CHUNK``
+    values at a time (the bit planes of one chunk are the only temporaries)."""
     if bits in (8, 16):
         return codes.astype(">u1" if bits == 8 else ">u2").tobytes()
-    planes = (codes.astype(np.uint32)[:, None] >> np.arange(bits - 1, -1, -1, dtype=np.uint32)) & 1
-    return np.packbits(planes.astype(np.uint8).reshape(-1)).tobytes()
+    shifts = np.arange(bits - 1, -1, -1, dtype=np.uint32)
+    chunks = []
+    for start in range(0, len(codes), BIT_CHUNK):
+        planes = (codes[start:start + BIT_CHUNK].astype(np.uint32)[:, None] >> shifts) & 1  # [n, bits]
+        chunks.append(np.packbits(planes.astype(np.uint8).reshape(-1)).tobytes())
+    return b"".join(chunks)
 
 
 def unpack_bits(data: bytes, bits: int, count: int) -> np.ndarray:
-    """Inverse of ``pack_bits``: uint8 codes for 8 bits (not widened), else int64."""
+    """Inverse of ``pack_bits``: ``count`` codes, uint8 up to 8 bits, else int32 (``code_bytes``),
+    unpacked ``BIT_CHUNK`` at a time. ``data`` must hold exactly ``packed_bytes(count, bits)`` bytes."""
+    if len(data) != packed_bytes(count, bits):
+        raise ValueError(f"unpack_bits: {len(data):,} bytes for {count:,} codes of {bits} bits, which take "
+                         f"{packed_bytes(count, bits):,}")
     if bits == 8:
-        return np.frombuffer(data, np.uint8)[:count].copy()
+        return np.frombuffer(data, np.uint8).copy()
     if bits == 16:
-        return np.frombuffer(data, ">u2")[:count].astype(np.int64)
-    planes = np.unpackbits(np.frombuffer(data, np.uint8))[:count * bits].reshape(count, bits)
-    return (planes.astype(np.int64) << np.arange(bits - 1, -1, -1)).sum(1)
+        return np.frombuffer(data, ">u2").astype(np.int32)
+    raw = np.frombuffer(data, np.uint8)
+    out = np.empty(count, np.uint8 if code_bytes(bits) == 1 else np.int32)
+    shifts = np.arange(bits - 1, -1, -1).astype(out.dtype)
+    for start in range(0, count, BIT_CHUNK):  # a chunk starts on a byte: BIT_CHUNK is a multiple of 8
+        stop = min(count, start + BIT_CHUNK)
+        bitplanes = np.unpackbits(raw[start * bits // 8:packed_bytes(stop, bits)])[:(stop - start) * bits]
+        out[start:stop] = (bitplanes.reshape(-1, bits).astype(out.dtype) << shifts).sum(1, dtype=out.dtype)
+    return out
 
 
 @dataclass
@@ -182,8 +230,9 @@ class Quantize(Codec):
 
     def decode(self, encoded: Encoded, shapes: list[Shape], device: torch.device | str = "cpu") -> list[torch.Tensor]:
         count = sum(math.prod(s) for s in shapes)
-        if len(encoded.side) != 2 * len(shapes) or len(encoded.payload) * 8 < count * self.bits:
-            raise ValueError(f"quantize: encoding does not match {len(shapes)} channels of {count} values")
+        if len(encoded.side) != 2 * len(shapes):
+            raise ValueError(f"quantize: {len(encoded.side)} side values for {len(shapes)} channels (two each)")
+        self.check_payload(len(encoded.payload), shapes)
         codes = torch.from_numpy(unpack_bits(encoded.payload, self.bits, count))
         out = []
         for i, part in enumerate(_split(codes, shapes, "cpu", self.name)):
@@ -191,6 +240,14 @@ class Quantize(Codec):
         return out
 
     def shape_bits(self, shapes: list[Shape]) -> int:
-        count = sum(math.prod(s) for s in shapes)
-        payload = count * self.bits if self.bits in (8, 16) else 8 * math.ceil(count * self.bits / 8)
-        return payload + 64 * len(shapes)
+        return 8 * self.payload_range(shapes)[0] + 64 * len(shapes)
+
+    def payload_range(self, shapes: list[Shape]) -> tuple[int, int]:
+        exact = packed_bytes(sum(math.prod(s) for s in shapes), self.bits)
+        return exact, exact
+
+    def decode_work(self, shapes: list[Shape]) -> int:
+        count, largest = sum(math.prod(s) for s in shapes), max((math.prod(s) for s in shapes), default=0)
+        chunk = BIT_CHUNK * self.bits * (1 + 2 * code_bytes(self.bits))  # one chunk's bit planes and shifted copy
+        wide = 2 * FLOAT32 * largest if self.bits > 12 else 0  # dequantized in float64, one channel at a time
+        return code_bytes(self.bits) * count + chunk + wide

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import functools
 import io
+import math
 import os
 import subprocess
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import ClassVar
@@ -26,6 +27,7 @@ import torch
 from PIL import Image
 
 from .._checks import check_choice, check_int
+from ..memory import DECODER_FRAMES, FFMPEG_BYTES, FLOAT32
 from ..parts import Shape
 from ..quantization import dequantize, quantize
 from .base import Codec, Encoded
@@ -57,12 +59,21 @@ def run_ffmpeg(args: list[str], data: bytes | Iterable[bytes], what: str) -> byt
     return b"".join(ffmpeg_chunks(args, data, None, what))
 
 
-def ffmpeg_chunks(args: list[str], data: Iterable[bytes], chunk: int | None, what: str) -> Iterator[bytes]:
+def ffmpeg_chunks(args: list[str], data: Iterable[bytes], chunk: int | None, what: str, *,
+                  header: Callable[[bytes], None] | None = None, timeout: float | None = None) -> Iterator[bytes]:
     """Run ffmpeg streaming ``data`` into stdin (from a thread) and yield stdout ``chunk`` bytes at a
     time (one decoded frame, say; None: as it comes), so neither side is ever held whole. A
-    trailing partial chunk or a failure raises ``CodecError``."""
+    trailing partial chunk or a failure raises ``CodecError``. ``header``: called with the output's
+    first line (at most 256 bytes: a Y4M header, say) before any chunk is read; it raises to stop.
+    ``timeout``: seconds after which ffmpeg is killed and ``CodecError`` raised."""
     proc = subprocess.Popen(_ffmpeg(args), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     errors: list[bytes] = []
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        proc.kill()
+    timer = threading.Timer(timeout, expire) if timeout else None
 
     def feed() -> None:
         try:
@@ -77,8 +88,14 @@ def ffmpeg_chunks(args: list[str], data: Iterable[bytes], chunk: int | None, wha
     drain = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)
     feeder.start()
     drain.start()
+    if timer:
+        timer.start()
     produced, finished = 0, False
     try:
+        if header is not None:
+            line = proc.stdout.readline(256)
+            if line:  # else ffmpeg failed: its exit code and message follow
+                header(line)
         while True:
             part = proc.stdout.read(chunk) if chunk else proc.stdout.read1(2**20)
             if not part:
@@ -93,8 +110,12 @@ def ffmpeg_chunks(args: list[str], data: Iterable[bytes], chunk: int | None, wha
             proc.kill()
         proc.stdout.close()
         code = proc.wait()
+        if timer:
+            timer.cancel()
         feeder.join()
         drain.join()
+    if expired.is_set():
+        raise CodecError(f"{what}: stopped after {timeout:.0f} s (the decoder's time limit)")
     if code != 0 or not produced:
         raise _failure(what, code, b"".join(errors))
 
@@ -139,11 +160,29 @@ class _PerChannel(Codec):
     def _encode_one(self, codes: np.ndarray) -> bytes:
         raise NotImplementedError
 
-    def _decode_one(self, stream: bytes, shape: Shape) -> np.ndarray:
+    def _decode_one(self, stream: bytes, shape: Shape, threads: int = 1) -> np.ndarray:
+        """One channel's codes; ``threads``: the decoder's share of the cores."""
         raise NotImplementedError
 
     def _workers(self, count: int) -> int:
         return max(1, min(count, os.cpu_count() or 1))
+
+    def _decoders(self, count: int) -> int:
+        """Channels decoded at once: at most one per core."""
+        return max(1, min(count, os.cpu_count() or 1))
+
+    def _stream_bytes(self, shape: Shape) -> int:
+        """The raw size of one channel's samples as the encoder takes them: a real stream is smaller."""
+        return math.prod(shape) * (2 if self.bit_depth > 8 else 1)
+
+    def payload_range(self, shapes: list[Shape]) -> tuple[int, int]:
+        return len(shapes), sum(2 * self._stream_bytes(s) + 2**16 for s in shapes)
+
+    def decode_work(self, shapes: list[Shape]) -> int:
+        largest = max((math.prod(s) for s in shapes), default=0)
+        codes = sum(math.prod(s) for s in shapes) * (2 if self.bit_depth > 8 else 1)
+        images = self._decoders(len(shapes)) * 4 * largest  # Pillow's decoded image and its grayscale copy
+        return codes + images + FLOAT32 * largest  # and one channel's codes widened to int32
 
     def encode(self, channels: list[torch.Tensor]) -> Encoded:
         codes, side = _quantized(channels, self.bit_depth)
@@ -156,9 +195,12 @@ class _PerChannel(Codec):
         return (self.bit_depth,)
 
     def decode(self, encoded: Encoded, shapes: list[Shape], device: torch.device | str = "cpu") -> list[torch.Tensor]:
+        self.check_payload(len(encoded.payload), shapes)
         streams = _split_payload(encoded, len(shapes))
-        with ThreadPoolExecutor(self._workers(len(shapes))) as pool:
-            codes = list(pool.map(self._decode_one, streams, shapes))
+        decoders = self._decoders(len(shapes))
+        threads = [max(1, (os.cpu_count() or 1) // decoders)] * len(shapes)
+        with ThreadPoolExecutor(decoders) as pool:
+            codes = list(pool.map(self._decode_one, streams, shapes, threads))
         return _dequantized(codes, encoded.side, self.bit_depth, device)
 
 
@@ -195,7 +237,7 @@ class JPEG(_PerChannel):
                            "-c:v", "mjpeg", "-pix_fmt", "yuvj420p", "-qmin", "1", "-qscale:v", str(self.qscale),
                            "-f", "image2pipe", "-"], codes.tobytes(), "jpeg encode")
 
-    def _decode_one(self, stream: bytes, shape: Shape) -> np.ndarray:
+    def _decode_one(self, stream: bytes, shape: Shape, threads: int = 1) -> np.ndarray:
         return _pillow_load(stream, shape, 8)
 
 
@@ -215,7 +257,7 @@ class WebP(_PerChannel):
     def _encode_one(self, codes: np.ndarray) -> bytes:
         return _pillow_save(np.repeat(codes[..., None], 3, 2), "WEBP", quality=self.quality, lossless=self.lossless)
 
-    def _decode_one(self, stream: bytes, shape: Shape) -> np.ndarray:
+    def _decode_one(self, stream: bytes, shape: Shape, threads: int = 1) -> np.ndarray:
         return _pillow_load(stream, shape, 8)
 
 
@@ -234,7 +276,7 @@ class PNG(_PerChannel):
     def _encode_one(self, codes: np.ndarray) -> bytes:
         return _pillow_save(codes, "PNG", optimize=True)
 
-    def _decode_one(self, stream: bytes, shape: Shape) -> np.ndarray:
+    def _decode_one(self, stream: bytes, shape: Shape, threads: int = 1) -> np.ndarray:
         return _pillow_load(stream, shape, self.bit_depth)
 
 
@@ -263,11 +305,16 @@ def _pillow_load(stream: bytes, shape: Shape, bits: int) -> np.ndarray:
 
 # -- videos (3D volumes: time as frames) ---------------------------------------------------------------
 
+def _padded(x: int, y: int) -> tuple[int, int]:
+    """A frame's X, Y padded to even sizes of at least 16 (what every encoder accepts)."""
+    return max(16, x + x % 2), max(16, y + y % 2)
+
+
 def _pad_even(volume: np.ndarray) -> np.ndarray:
-    """Edge-pad a [T, X, Y] volume to even X, Y of at least 16 (what every encoder accepts)."""
+    """Edge-pad a [T, X, Y] volume to ``_padded`` frames."""
     _, x, y = volume.shape
-    px, py = max(16, x + x % 2) - x, max(16, y + y % 2) - y
-    return np.pad(volume, ((0, 0), (0, px), (0, py)), mode="edge") if px or py else volume
+    px, py = _padded(x, y)
+    return np.pad(volume, ((0, 0), (0, px - x), (0, py - y)), mode="edge") if (px, py) != (x, y) else volume
 
 
 @functools.cache
@@ -282,6 +329,9 @@ def require_encoder(codec: str, encoder: str) -> None:
     if encoder not in ffmpeg_encoders():
         raise CodecError(f"{codec}: the ffmpeg binary of imageio-ffmpeg ({imageio_ffmpeg.get_ffmpeg_exe()}) has no "
                          f"{encoder} encoder; install an imageio-ffmpeg whose ffmpeg has it, or use another codec")
+
+
+_Y4M_FRAME = b"FRAME\n"
 
 
 class _Video(_PerChannel):
@@ -325,7 +375,22 @@ class _Video(_PerChannel):
         return np.dtype("<u2") if self._depth == 10 else np.dtype(np.uint8)
 
     def _workers(self, count: int) -> int:
-        return max(1, count)  # every channel at once: the encoders are multi-threaded themselves
+        return max(1, count)  # every channel encoded at once: the encoders are multi-threaded themselves
+
+    def _frame_samples(self, shape: Shape) -> int:
+        """Samples of one decoded frame: the padded luma, and the chroma planes where there are some."""
+        px, py = _padded(*shape[1:])
+        return px * py * (3 if self._chroma else 2) // 2
+
+    def _stream_bytes(self, shape: Shape) -> int:
+        return shape[0] * self._frame_samples(shape) * self._dtype.itemsize
+
+    def decode_work(self, shapes: list[Shape]) -> int:
+        padded = sum(s[0] * math.prod(_padded(*s[1:])) for s in shapes) * self._dtype.itemsize  # the luma kept
+        frame = max((self._frame_samples(s) for s in shapes), default=0) * self._dtype.itemsize
+        decoders = self._decoders(len(shapes)) * (FFMPEG_BYTES + (DECODER_FRAMES * 2 + 1) * frame)  # 16-bit inside
+        largest = max((math.prod(s) for s in shapes), default=0)
+        return padded + decoders + FLOAT32 * largest  # and one channel's codes widened to int32
 
     def encode(self, channels: list[torch.Tensor]) -> Encoded:
         require_encoder(self.name, self._encoder)
@@ -342,27 +407,44 @@ class _Video(_PerChannel):
                            "-pix_fmt", self._pix_fmt,
                            "-f", self._format, "-"], volume.tobytes(), f"{self.name} encode")
 
-    def _decode_one(self, stream: bytes, shape: Shape) -> np.ndarray:
+    def _decode_one(self, stream: bytes, shape: Shape, threads: int = 1) -> np.ndarray:
+        """One channel, decoded by an ffmpeg child bounded by the manifest: ``-max_pixels`` (with
+        room for the decoder's alignment), ``-frames:v`` one more than expected, a share of the
+        cores, a time limit; its Y4M output's header (the stream's declared size) is checked before
+        any frame is read, then exactly ``t`` frames are."""
         t, x, y = shape
-        _, px, py = _pad_even(np.zeros((1, x, y), np.uint8)).shape
-        samples = px * py * (3 if self._chroma else 2) // 2
+        px, py = _padded(x, y)
+        what = f"{self.name} decode"
+
+        def check_size(line: bytes) -> None:
+            fields = dict((f[:1], f[1:]) for f in line.decode("ascii", "replace").split()[1:] if f)
+            if not line.startswith(b"YUV4MPEG2 ") or (fields.get("W"), fields.get("H")) != (str(py), str(px)):
+                raise CodecError(f"{what}: the stream is {fields.get('W')}x{fields.get('H')}, expected {py}x{px}")
+
+        frame_bytes = self._frame_samples(shape) * self._dtype.itemsize
         out = np.empty((t, px, py), self._dtype)
-        frames = ffmpeg_chunks(["-f", self._format, "-i", "-", "-f", "rawvideo", "-pix_fmt", self._pix_fmt, "-"],
-                               [stream], samples * self._dtype.itemsize, f"{self.name} decode")
+        frames = ffmpeg_chunks(["-threads", str(threads), "-max_pixels", str((px + 256) * (py + 256)),
+                                "-f", self._format, "-i", "-", "-frames:v", str(t + 1), "-f", "yuv4mpegpipe",
+                                "-strict", "-1", "-pix_fmt", self._pix_fmt, "-"],
+                               [stream], len(_Y4M_FRAME) + frame_bytes, what, header=check_size,
+                               timeout=60 + 2e-6 * t * px * py)
         count = 0
         try:
             for count, frame in enumerate(frames, start=1):
                 if count > t:  # a stream that decodes to more than it should is stopped here
-                    raise CodecError(f"{self.name} decode: the stream holds more than the {t} frames of {py}x{px} "
-                                     "it should")
-                out[count - 1] = np.frombuffer(frame, self._dtype)[:px * py].reshape(px, py)  # the luma
+                    raise CodecError(f"{what}: the stream holds more than the {t} frames of {py}x{px} it should")
+                if not frame.startswith(_Y4M_FRAME):
+                    raise CodecError(f"{what}: frame {count} has no Y4M frame header")
+                out[count - 1] = np.frombuffer(frame, self._dtype, px * py, len(_Y4M_FRAME)).reshape(px, py)  # luma
         finally:
             frames.close()
         if count != t:
-            raise CodecError(f"{self.name} decode gave {count} frames, expected {t} frames of {py}x{px}")
+            raise CodecError(f"{what} gave {count} frames, expected {t} frames of {py}x{px}")
         shift = self._depth - self.bit_depth
-        if shift:  # back to the codes' depth, rounded
-            out = np.minimum((out.astype(np.uint32) + (1 << (shift - 1))) >> shift, (1 << self.bit_depth) - 1)
+        if shift:  # back to the codes' depth, rounded, in place (a 10-bit sample plus the half step fits)
+            out += np.array(1 << (shift - 1), out.dtype)
+            out >>= shift
+            np.minimum(out, (1 << self.bit_depth) - 1, out=out)
         return out[:, :x, :y]
 
 

@@ -6,6 +6,7 @@ for models also the float PSNR of the unrounded render, the published evaluation
 """
 from __future__ import annotations
 
+import shlex
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,8 +24,8 @@ from .artifact import container_bits
 from .codecs import PRESETS, VVC_PRESETS, ffmpeg_chunks, require_encoder, run_ffmpeg
 from .compressor import Compressor
 
-__all__ = ["rd_sweep", "find_setting", "video_anchor", "anchor_encode", "anchor_decode", "anchor_label", "ANCHORS",
-           "Anchor", "check_anchor"]
+__all__ = ["rd_sweep", "find_setting", "video_anchor", "anchor_args", "anchor_encode", "anchor_decode", "anchor_label",
+           "ANCHORS", "TUNES", "Anchor", "check_anchor"]
 
 
 def _point(model: NVP, video: Video, compressor: Compressor, ms_ssim: bool) -> dict[str, Any]:
@@ -102,29 +103,41 @@ class Anchor:
     """Pixel format by chroma format ("420", "444")."""
     format: str
     """The raw bitstream muxer (no container)."""
+    psnr: tuple[str, ...]
+    """The options that tune the encoder for PSNR (x265 and x264 document ``--tune psnr`` for PSNR
+    measurements; vvenc's perceptual QP adaptation off; SVT-AV1's PSNR tuning)."""
     args: tuple[str, ...] = ()
 
 
 ANCHORS = {
     "hevc": Anchor("libx265", "x265", "-crf", 51, tuple(PRESETS), "slow", {"420": "yuv420p", "444": "yuv444p"},
-                   "hevc", ("-x265-params", "log-level=error")),
+                   "hevc", ("-tune", "psnr"), ("-x265-params", "log-level=error")),
     "h264": Anchor("libx264", "x264", "-crf", 51, tuple(PRESETS), "slow", {"420": "yuv420p", "444": "yuv444p"},
-                   "h264"),
-    "vvc": Anchor("libvvenc", "vvenc", "-qp", 63, VVC_PRESETS, "medium", {"420": "yuv420p10le"}, "vvc"),
+                   "h264", ("-tune", "psnr")),
+    "vvc": Anchor("libvvenc", "vvenc", "-qp", 63, VVC_PRESETS, "medium", {"420": "yuv420p10le"}, "vvc",
+                  ("-qpa", "0")),
     "svtav1": Anchor("libsvtav1", "SVT-AV1", "-crf", 63, tuple(str(p) for p in range(14)), "8", {"420": "yuv420p"},
-                     "obu"),
+                     "obu", ("-svtav1-params", "tune=1")),
 }
 """The anchor codecs by name: x265 (the published setting's codec), x264, vvenc (VVC), SVT-AV1."""
+TUNES = ("psnr", "none")
+"""What an anchor encoder is tuned for: PSNR (the metric scored; the default), or its own default."""
 
 
 
-def anchor_encode(video: Video, codec: str, crf: int, preset: str, chroma: str) -> bytes:
-    """The clip through an anchor codec at ``crf``: the raw bitstream, frames streamed in."""
+def anchor_args(video: Video, codec: str, crf: int, preset: str, chroma: str, tune: str = "psnr") -> list[str]:
+    """The ffmpeg arguments that encode the clip (rgb24 frames on stdin) with an anchor codec: what
+    ``anchor_encode`` runs, and what an anchor row records as its ``command``."""
     spec = ANCHORS[codec]
-    return run_ffmpeg(["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{video.width}x{video.height}", "-framerate",
-                       f"{video.fps:g}", "-i", "-", "-c:v", spec.encoder, *spec.args, "-preset", preset,
-                       spec.quality, str(crf), "-pix_fmt", spec.pix_fmts[chroma], "-f", spec.format, "-"],
-                      (frame.tobytes() for frame in video.frames), f"{codec} anchor")
+    return ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{video.width}x{video.height}", "-framerate",
+            f"{video.fps:g}", "-i", "-", "-c:v", spec.encoder, *spec.args, *(spec.psnr if tune == "psnr" else ()),
+            "-preset", preset, spec.quality, str(crf), "-pix_fmt", spec.pix_fmts[chroma], "-f", spec.format, "-"]
+
+
+def anchor_encode(video: Video, codec: str, crf: int, preset: str, chroma: str, tune: str = "psnr") -> bytes:
+    """The clip through an anchor codec at ``crf``: the raw bitstream, frames streamed in."""
+    return run_ffmpeg(anchor_args(video, codec, crf, preset, chroma, tune), (frame.tobytes() for frame in video.frames),
+                      f"{codec} anchor")
 
 
 def anchor_decode(stream: bytes, video: Video, codec: str) -> Iterator[torch.Tensor]:
@@ -135,7 +148,7 @@ def anchor_decode(stream: bytes, video: Video, codec: str) -> Iterator[torch.Ten
         yield torch.frombuffer(bytearray(raw), dtype=torch.uint8).view(h, w, 3)
 
 
-def check_anchor(codec: str, preset: str | None, chroma: str) -> str:
+def check_anchor(codec: str, preset: str | None, chroma: str, tune: str = "psnr") -> str:
     """Validate an anchor's settings (``ValueError`` naming the one that is wrong); returns the preset
     (the codec's default for None)."""
     check_choice("video_anchor", "codec", codec, ANCHORS)
@@ -143,18 +156,21 @@ def check_anchor(codec: str, preset: str | None, chroma: str) -> str:
     preset = spec.default_preset if preset is None else preset
     check_choice("video_anchor", "preset", preset, spec.presets)
     check_choice("video_anchor", "chroma", chroma, spec.pix_fmts)
+    check_choice("video_anchor", "tune", tune, TUNES)
     return preset
 
 
 def video_anchor(video: Video, codec: str = "hevc", crfs: Sequence[int] = (18, 23, 28, 33, 38), *,
-                 preset: str | None = None, chroma: str = "420", ms_ssim: bool = False,
+                 preset: str | None = None, chroma: str = "420", tune: str = "psnr", ms_ssim: bool = False,
                  progress: bool = True) -> list[dict[str, Any]]:
     """The clip itself through a plain codec (``ANCHORS``: x265, x264, vvenc, SVT-AV1) at each crf,
     in memory, as the RD anchor of video coding: ``preset`` (default: the codec's, slow for x265, the
     published HEVC setting of the grids; use the experiment codec's), ``chroma`` "420" (as codecs
-    are used) or "444" (an RGB-fair comparison, x265 and x264); raw bitstream, every bit counted.
-    Decoded frames are scored by the function that scores the models."""
-    preset = check_anchor(codec, preset, chroma)
+    are used) or "444" (an RGB-fair comparison, x265 and x264), ``tune`` "psnr" (the encoder tuned
+    for the metric scored, as x265's documentation asks for PSNR measurements) or "none"; raw
+    bitstream, every bit counted. Decoded frames are scored by the function that scores the models.
+    Each row records the ``command``: the ffmpeg arguments that encoded it."""
+    preset = check_anchor(codec, preset, chroma, tune)
     spec = ANCHORS[codec]
     for crf in crfs:
         check_int("video_anchor", "crf", crf, 0, spec.quality_max)
@@ -166,16 +182,19 @@ def video_anchor(video: Video, codec: str = "hevc", crfs: Sequence[int] = (18, 2
     rows = []
     for crf in progress_bar(crfs, desc=f"{codec} anchor", disable=not progress):
         started = time.perf_counter()
-        stream = anchor_encode(video, codec, crf, preset, chroma)
+        stream = anchor_encode(video, codec, crf, preset, chroma, tune)
         scores = metrics.FrameScores(ms_ssim=ms_ssim)
         for i, frame in enumerate(anchor_decode(stream, video, codec)):
             scores.add(frame, torch.from_numpy(video.frames[i]))
         rows.append({"label": f"{codec} crf {crf}", "value": crf, "bits": 8 * len(stream),
                      "bpp": 8 * len(stream) / video.num_pixels, **_scores(scores.summary()),
-                     "seconds": time.perf_counter() - started})
+                     "seconds": time.perf_counter() - started,
+                     "command": shlex.join(["ffmpeg", *anchor_args(video, codec, crf, preset, chroma, tune)])})
     return rows
 
 
-def anchor_label(codec: str, preset: str, chroma: str) -> str:
-    """How an anchor curve is named in tables and figures: the encoder and its settings."""
-    return f"{ANCHORS[codec].label} on the video ({preset}, {chroma[0]}:{chroma[1]}:{chroma[2]})"
+def anchor_label(codec: str, preset: str, chroma: str, tune: str = "none") -> str:
+    """How an anchor curve is named in tables and figures: the encoder and its settings (results
+    written before anchors were tuned record no ``tune``: untuned)."""
+    tuned = ", tuned for PSNR" if tune == "psnr" else ""
+    return f"{ANCHORS[codec].label} on the video ({preset}, {chroma[0]}:{chroma[1]}:{chroma[2]}{tuned})"

@@ -10,6 +10,7 @@ import torch
 from tensorly.decomposition import tucker as _tucker
 
 from .._checks import check_choice, check_int, is_int
+from ..memory import FLOAT32
 from ..parts import Shape
 from .base import Codec, Encoded, Float, Quantize
 
@@ -113,6 +114,15 @@ class Tucker(Codec):
             out.append(tucker_to_tensor(parts[k], parts[k + 1:k + n]))
             k += n
         return out
+
+    def payload_range(self, shapes: list[Shape]) -> tuple[int, int]:
+        return self._inner.payload_range([p for s in shapes for p in self._part_shapes(s)])
+
+    def decode_work(self, shapes: list[Shape]) -> int:
+        factors = [p for s in shapes for p in self._part_shapes(s)]
+        largest = max((math.prod(s) for s in shapes), default=0)
+        # the decoded core and factors, then one channel's mode products (a product and its unfolding)
+        return self._inner.decode_work(factors) + FLOAT32 * sum(math.prod(p) for p in factors) + 3 * FLOAT32 * largest
 
     def shape_bits(self, shapes: list[Shape]) -> int:
         inner = self._inner.shape_bits([p for s in shapes for p in self._part_shapes(s)])

@@ -3,17 +3,19 @@ from its checkpoint, guidance and the live plot attached) and the ``Monitor`` th
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..data import Video
-from ..train import Checkpoint, Trainer, resume_or_start
+from ..provenance import code_change, numeric_code
+from ..train import Checkpoint, Trainer, checkpoint_code, resume_or_start
 from .cache import video_key
 from .guidance import Guidance
 
 if TYPE_CHECKING:
     from .config import ExperimentConfig
 
-__all__ = ["Monitor", "train_arm", "video_record"]
+__all__ = ["Monitor", "train_arm", "video_record", "check_resumable"]
 
 
 class Monitor(Protocol):
@@ -43,7 +45,9 @@ def train_arm(cfg: "ExperimentConfig", video: Video, label: str, *, live: Monito
     if checkpoint is None:
         trainer = start()
     else:
-        trainer = resume_or_start(checkpoint.path, video, key, start, device=cfg.device, overwrite=cfg.overwrite)
+        trainer = resume_or_start(checkpoint.path, video, key, start, code=numeric_code(),
+                                  allow_code_change=cfg.allow_code_change, device=cfg.device,
+                                  overwrite=cfg.overwrite)
         if trainer.step_count:
             print(f"{label}: resuming from step {trainer.step_count} of {cfg.steps} ({checkpoint.path})")
     if attach is not None:
@@ -65,6 +69,22 @@ def train_arm(cfg: "ExperimentConfig", video: Video, label: str, *, live: Monito
     if live is not None:
         live.update(label, trainer.history, events)
     return trainer
+
+
+def check_resumable(cfg: "ExperimentConfig", folders: Sequence[Path]) -> None:
+    """Before anything trains: ``FileExistsError`` if a checkpoint in ``folders`` was trained by
+    other code and ``cfg`` neither allows resuming it (``allow_code_change``) nor restarts it
+    (``overwrite``), so a run stops at once, not after its first arm."""
+    if cfg.allow_code_change or cfg.overwrite:
+        return
+    now = numeric_code()
+    for folder in folders:
+        for path in sorted(Path(folder).glob("*.pt")):
+            saved = checkpoint_code(path)
+            if saved is not None and saved != now:
+                raise FileExistsError(f"{str(path)!r} was trained by other code ({code_change(saved, now)}); resume it "
+                                      "with allow_code_change=True (--allow-code-change; the change is recorded) or "
+                                      "start again with overwrite=True")
 
 
 def video_record(video: Video) -> dict[str, Any]:

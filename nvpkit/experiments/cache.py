@@ -1,5 +1,7 @@
-"""The no-guidance arm cache: an arm trained once per set of parameters, video and code, shared by
-every run that needs it (a sweep's jobs too, across processes and hosts on a shared filesystem)."""
+"""The no-guidance arm cache: an arm trained once per set of parameters and video, shared by every run
+that needs it (a sweep's jobs too, across processes and hosts on a shared filesystem). A cached arm
+trained by other code (``provenance.numeric_code``) is trained again, or used with
+``allow_code_change`` (the change recorded in it)."""
 from __future__ import annotations
 
 import hashlib
@@ -14,7 +16,7 @@ import numpy as np
 from .._device import resolve_device
 from .._files import Claim, publish
 from ..data import Video
-from ..provenance import code_version
+from ..provenance import code_change, numeric_code
 from ..train import CHECKPOINT_FORMAT, Trainer
 
 if TYPE_CHECKING:
@@ -38,11 +40,12 @@ def video_key(video: Video) -> str:
 
 
 def arm_key(cfg: "ExperimentConfig", video: Video, names: Iterable[str]) -> str:
-    """Hash of everything that determines an arm's training: the named config fields, the video, the
-    device type, the checkpoint format and the code (nvpkit version and sources, torch)."""
+    """Hash of the parameters that determine an arm's training: the named config fields, the video,
+    the device type and the checkpoint format. The code that trains it is checked beside the key
+    (``provenance.numeric_code``, kept in the checkpoint), so a change of code is told apart from a
+    change of parameters."""
     keyed: dict[str, Any] = {k: v for k, v in cfg.to_dict().items() if k in set(names)}
-    keyed.update(video=video_key(video), device=resolve_device(cfg.device).type, format=CHECKPOINT_FORMAT,
-                 code={k: v for k, v in code_version().items() if k != "git_commit"})  # the sources' hash covers it
+    keyed.update(video=video_key(video), device=resolve_device(cfg.device).type, format=CHECKPOINT_FORMAT)
     return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:20]
 
 
@@ -51,12 +54,23 @@ def baseline_path(cfg: "GuideConfig", video: Video) -> Path:
     return Path(cfg.cache_dir) / f"baseline-{arm_key(cfg, video, BASELINE_KEYS)}.pt"
 
 
-def _cached_arm(path: Path, video: Video, cfg: "GuideConfig") -> Trainer | None:
-    """The cached arm at ``path`` if it exists and ran all ``cfg.steps``."""
+def _cached_arm(path: Path, video: Video, cfg: "GuideConfig", label: str) -> Trainer | str | None:
+    """The cached arm at ``path`` if it exists, ran all ``cfg.steps`` and was trained by this code
+    (or by other code, with ``cfg.allow_code_change``: recorded in ``extra["code_changes"]``); else
+    why it cannot be used (None: there is none)."""
     if not path.exists():
         return None
     trainer = Trainer.load(path, video, device=cfg.device)
-    return trainer if trainer.step_count == cfg.steps else None
+    if trainer.step_count != cfg.steps:
+        return f"the cached {path} is unfinished"
+    saved, now = trainer.extra.get("code"), numeric_code()
+    if saved != now:
+        if not cfg.allow_code_change:
+            return (f"the cached {path} was trained by other code ({code_change(saved, now)}; allow_code_change=True "
+                    "would use it)")
+        print(f"{label}: using the cached {path}, trained by other code ({code_change(saved, now)}; recorded)")
+        trainer.extra.setdefault("code_changes", []).append({"step": trainer.step_count, "from": saved, "to": now})
+    return trainer
 
 
 def baseline(cfg: "GuideConfig", video: Video, label: str, out: Path,
@@ -72,18 +86,18 @@ def baseline(cfg: "GuideConfig", video: Video, label: str, out: Path,
     claim = Claim(path.with_name(f"baseline-{key}.lock"))
     waiting = False
     while True:
-        trainer = _cached_arm(path, video, cfg)
-        if trainer is None and claim.acquire():
+        trainer = _cached_arm(path, video, cfg, label)
+        if not isinstance(trainer, Trainer) and claim.acquire():
             try:
-                trainer = _cached_arm(path, video, cfg)  # finished meanwhile by the run that held the claim
-                if trainer is None:
-                    if path.exists():
-                        print(f"{label}: the cached {path} is unfinished; training it again")
+                trainer = _cached_arm(path, video, cfg, label)  # finished meanwhile by the run that held the claim
+                if not isinstance(trainer, Trainer):
+                    if trainer is not None:
+                        print(f"{label}: {trainer}; training it again")
                     trainer = train(out / "baseline.pt", key, claim.refresh)
                     return trainer, publish(out / "baseline.pt", path)
             finally:
                 claim.release()
-        if trainer is not None:
+        if isinstance(trainer, Trainer):
             print(f"{label}: loaded from the cache {path}")
             return trainer, path
         holder = claim.holder()

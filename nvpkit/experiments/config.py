@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .._checks import check_int, is_int
+from .._checks import check_int, is_int, show
 from .._device import resolve_device
 from .._files import runs_root
 from ..compress import Compressor
@@ -60,6 +60,10 @@ class Timing:
     """The same with MS-SSIM."""
     checks: dict
     """Seconds of each round trip (and initialisation) of ``check``, by label."""
+    event: float = 0.0
+    """Seconds of one guidance event as it runs (round trip and probe passes; 0 for kinds without)."""
+    guided_step: float = 0.0
+    """Seconds per step of the kind's guided arm where its steps cost more (``timed_trainer``), else 0."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,11 @@ class ExperimentConfig:
     where ``<runs>`` is ``$NVPKIT_RUNS`` or ``runs/`` at the project root (``nvpkit.runs_root``)."""
     overwrite: bool = False
     """Allow replacing results in out_dir made with other parameters."""
+    allow_code_change: bool = False
+    """Resume checkpoints and use cached arms trained by other code (another nvpkit version, an edit
+    of a module on the training or compression path, another torch): with a warning, both code
+    versions recorded in results.json (``provenance.code_changes``). Without it such a run stops
+    before training and says so (or starts again with ``overwrite``)."""
 
     def __post_init__(self) -> None:
         name = type(self).__name__
@@ -117,10 +126,9 @@ class ExperimentConfig:
             check_int(name, field, getattr(self, field), 1)
         if self.batch != AUTO and not (is_int(self.batch) and self.batch >= 1):
             raise ValueError(f"{name}: batch={self.batch!r} is not allowed; use an int >= 1 or 'auto'")
-        if not isinstance(self.seeds, tuple) or len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"{name}: seeds={self.seeds!r} is not allowed; give distinct ints, e.g. (0, 1, 2)")
-        for seed in self.seeds:
-            check_int(name, "seeds", seed)
+        if not isinstance(self.seeds, tuple) or not all(is_int(s) for s in self.seeds) \
+                or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"{name}: seeds={show(self.seeds)} is not allowed; give distinct ints, e.g. (0, 1, 2)")
         self._default_dirs()
         self.train_config()  # the schedule and the device, validated now
 
@@ -162,6 +170,9 @@ class ExperimentConfig:
     def to_dict(self) -> dict[str, Any]:
         """The config as plain JSON values (what results.json and cache keys record)."""
         return json.loads(json.dumps(asdict(self)))
+
+    RUN_CONTROLS: ClassVar[tuple[str, ...]] = ("overwrite", "allow_code_change")
+    """Fields that say how to run, not what: a re-run that differs only in them is the same experiment."""
 
     def load_video(self) -> Video:
         return load_video(self.dataset, self.num_frames, downscale=self.downscale)
@@ -216,9 +227,19 @@ class ExperimentConfig:
         """Work a run does before training that can fail, run once on ``model``; its seconds by label."""
         return {}
 
-    def timed_trainer(self, video: Video) -> Trainer:
-        """A trainer whose steps cost what this kind's steps cost (``plan`` times it)."""
-        return self.new_trainer(video)
+    def timed_trainer(self, video: Video) -> Trainer | None:
+        """A trainer whose steps cost what this kind's guided steps cost, where they cost more than
+        plain training's (``plan`` times it beside a plain one); None: no such arm."""
+        return None
+
+    def time_event(self, trainer: Trainer, video: Video) -> float:
+        """Seconds of one of this kind's periodic events on ``trainer`` (after its timed steps), as a
+        run does it; 0 for kinds without."""
+        return 0.0
+
+    def training_memory(self, model_config: NVPConfig) -> dict[str, int]:
+        """Bytes this kind's training holds beyond the arms' state and activations, by item."""
+        return {}
 
     def _per_seed(self) -> tuple[int, str]:
         """How many seeds a run trains, and what a stage's description adds for them."""

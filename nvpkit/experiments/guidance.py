@@ -124,7 +124,12 @@ class Guidance:
         # no event at the planned last step: the final compression is the run's last round trip
         if trainer.step_count % self.period or trainer.step_count >= trainer.config.steps:
             return
+        self.event(trainer)
+
+    def event(self, trainer: Trainer) -> dict[str, Any]:
+        """One guidance event now (what every ``period`` steps do): its record, also in ``events``."""
         self._event(trainer, self._refresh_residual if self.mode == "codec_ste" else self._reload)
+        return self.events[-1]
 
     def _event(self, trainer: Trainer, act: Callable[[Trainer], Compressed]) -> None:
         """Measure, ``act`` (returns the round trip's result), measure again, record."""

@@ -19,8 +19,11 @@ from .._checks import check_choice, check_int
 from .._files import runs_root
 from ..compress import COMPRESSORS, Compressor, container_bits, make_compressor, preset_settings, rd_sweep, video_anchor
 from ..compress.rd import anchor_decode, anchor_encode, check_anchor
+from ..config import NVPConfig
 from ..data import Video
+from ..memory import RESIDUAL_BYTES
 from ..metrics import METRICS
+from ..parts import GRIDS, count_parameters
 from ..provenance import provenance
 from ..rendering import evaluate
 from ..train import Checkpoint, Trainer
@@ -71,6 +74,9 @@ class GuideConfig(ExperimentConfig):
     codec's default, slow for x265), so the clip and the grids are encoded alike."""
     anchor_chroma: str = "420"
     """Chroma format of the anchor: '420' (as codecs are used) or '444' (an RGB-fair comparison)."""
+    anchor_tune: str = "psnr"
+    """What the anchor encoder is tuned for: 'psnr' (the metric scored: x265/x264 --tune psnr,
+    vvenc without perceptual QP adaptation, SVT-AV1 tune=1) or 'none' (the encoder's default)."""
     probe_pixels: int = 2**18
     """Pixels of the fixed set on which event PSNRs are measured."""
     checkpoint_every: int = 5_000
@@ -127,11 +133,12 @@ class GuideConfig(ExperimentConfig):
         return make_compressor(self.compressor, **{**self.settings, **override})
 
     def anchor(self) -> dict[str, str]:
-        """The anchor's ``codec``, ``preset`` (resolved, see ``anchor_preset``) and ``chroma``."""
+        """The anchor's ``codec``, ``preset`` (resolved, see ``anchor_preset``), ``chroma`` and ``tune``."""
         sparse = self.final_compressor().sparse
         preset = self.anchor_preset or (str(sparse.preset) if sparse.name == self.anchor_codec else None)
-        return {"codec": self.anchor_codec, "preset": check_anchor(self.anchor_codec, preset, self.anchor_chroma),
-                "chroma": self.anchor_chroma}
+        return {"codec": self.anchor_codec,
+                "preset": check_anchor(self.anchor_codec, preset, self.anchor_chroma, self.anchor_tune),
+                "chroma": self.anchor_chroma, "tune": self.anchor_tune}
 
     # -- the kind ----------------------------------------------------------------------------------
 
@@ -153,27 +160,45 @@ class GuideConfig(ExperimentConfig):
     def final(self) -> tuple[str, Compressor]:
         return self.compressor, self.final_compressor()
 
-    def timed_trainer(self, video: Video) -> Trainer:
+    def guidance(self, video: Video) -> Guidance:
+        """The guided arm's callback."""
+        return Guidance(self.final_compressor(), self.period, video, mode=self.mode,
+                        reset_optimizer=self.reset_optimizer, probe_pixels=self.probe_pixels, seed=self.seed)
+
+    def timed_trainer(self, video: Video) -> Trainer | None:
+        if self.mode == "reload":
+            return None
         trainer = self.new_trainer(video)
-        if self.mode == "straight_through":  # quantized grids in every step
-            Guidance(self.final_compressor(), self.period, video, mode=self.mode).attach(trainer)
+        self.guidance(video).attach(trainer)  # the quantized grids (straight_through) or the residual (codec_ste)
         return trainer
+
+    def time_event(self, trainer: Trainer, video: Video) -> float:
+        started = time.perf_counter()
+        self.guidance(video).event(trainer)
+        return time.perf_counter() - started
+
+    def training_memory(self, model_config: NVPConfig) -> dict[str, int]:
+        if self.mode != "codec_ste":
+            return {}
+        grids = sum(v for k, v in count_parameters(model_config).items() if k in GRIDS)
+        return {"codec residual": RESIDUAL_BYTES * grids}
 
     def stages(self, video: Video, timing: Timing) -> tuple[list[Stage], dict[str, float]]:
         seeds, per_seed = self._per_seed()
         frames = video.num_frames
         final = next(iter(timing.checks.values()))
-        events = self.steps // self.period
+        events = (self.steps - 1) // self.period + (self.mode == "codec_ste")  # none at the last; codec_ste's first
+        event = timing.event or final
         base_name, guided_name = self.arm_names()
         cached = sum(baseline_path(self.for_seed(s) if self.seeds else self, video).exists() for s in self.seed_list())
         stages = [(base_name, (seeds - cached) * self.steps * timing.step,
                    f"{self.steps:,} steps{per_seed}" + (f" ({cached} cached)" if cached else "")),
-                  (guided_name, seeds * (self.steps * timing.step + events * final),
+                  (guided_name, seeds * (self.steps * (timing.guided_step or timing.step) + events * event),
                    f"{self.steps:,} steps, {events} events{per_seed}"),
                   ("final compression and evaluation",
                    seeds * 2 * (final + frames * (timing.frame_ms_ssim + timing.frame)),
                    f"2 arms x (round trip + {frames} frames twice){per_seed}")]
-        measured = {"guidance event": final}
+        measured = {"guidance event": event}
         if self.sweep:
             sweep = sum(list(timing.checks.values())[1:]) + len(self.sweep) * frames * timing.frame
             stages.append(("RD sweep", seeds * 2 * sweep, f"2 arms x {len(self.sweep)} settings{per_seed}"))
@@ -188,7 +213,7 @@ class GuideConfig(ExperimentConfig):
         settings = self.anchor()
         started = time.perf_counter()
         stream = anchor_encode(clip, settings["codec"], sorted(self.anchor_crfs)[len(self.anchor_crfs) // 2],
-                               settings["preset"], settings["chroma"])
+                               settings["preset"], settings["chroma"], settings["tune"])
         for _ in anchor_decode(stream, clip, settings["codec"]):
             pass
         return (time.perf_counter() - started) / clip.num_frames
@@ -210,8 +235,7 @@ class GuideConfig(ExperimentConfig):
                              checkpoint=Checkpoint(path, self.checkpoint_every), key=key, heartbeat=heartbeat)
 
         found = baseline(self, video, label(base_name), out, train_baseline, wait=False)  # None: another run trains it
-        guidance = Guidance(self.final_compressor(), self.period, video, mode=self.mode,
-                            reset_optimizer=self.reset_optimizer, probe_pixels=self.probe_pixels, seed=self.seed)
+        guidance = self.guidance(video)
         guided = train_arm(self, video, label(guided_name), live=live, guidance=guidance,
                            checkpoint=Checkpoint(out / "guided.pt", self.checkpoint_every),
                            key=arm_key(self, video, GUIDED_KEYS))

@@ -14,12 +14,14 @@ stage of the experiment, which the kind estimates (``ExperimentConfig.stages``).
 turns ``batch="auto"`` into a number: the published batch on a GPU whose memory holds its step, else
 the largest that fits, the kind's CPU batch on the CPU.
 
-Memory is estimated per parameter P of the sized model and per byte of the uint8 clip:
-``TRAIN_BYTES`` for every arm held at once (value, gradient, two AdamW moments), ``EVAL_BYTES`` for
-a compression (decoded tensors and the model built from them), ``DECODED_BYTES`` for every decoded
-model kept (``decoded_models``: guided training keeps both arms' for the viewer), the clip (twice on
-CUDA when it stays in pinned host memory) and the activations of a training step (measured by
-``plan``). With several seeds the arms of one seed are held at a time.
+Memory is estimated with ``nvpkit.memory``'s constants, per parameter P of the sized model and per
+byte of the uint8 clip: ``TRAIN_BYTES`` for every arm held at once (value, gradient, two AdamW
+moments), ``EVAL_BYTES`` for a compression (decoded tensors and the model built from them) plus the
+final compressor's largest working memory (its codecs' ``decode_work``), ``DECODED_BYTES`` for every
+decoded model kept (``decoded_models``: guided training keeps both arms' for the viewer), what the
+kind holds besides (``training_memory``: codec_ste's residual), the clip (twice on CUDA when it stays
+in pinned host memory, ``memory.clip_on_device``) and the activations of a training step (measured
+by ``plan``). With several seeds the arms of one seed are held at a time.
 """
 from __future__ import annotations
 
@@ -34,24 +36,18 @@ import torch
 from .._device import available_host_memory, host_peak_memory, reset_host_peak, resolve_device
 from ..compress import CodecError
 from ..data import Video, load_video
+from ..memory import CHECKPOINT_BYTES, DECODED_BYTES, EVAL_BYTES, TRAIN_BYTES, clip_on_device
 from ..model import NVP
-from ..parts import count_parameters
+from ..parts import PARTS, count_parameters, part_shapes
+from ..train import Trainer
 from ..rendering import evaluate
 from ..train import PUBLISHED_BATCH, PUBLISHED_STEPS
 from .cache import video_key
 from .config import AUTO, ExperimentConfig, Timing
 
 __all__ = ["Plan", "plan", "check", "check_all", "choose_batch", "fit_batch", "memory_needed", "memory_available",
-           "pixels_note", "TRAIN_BYTES", "EVAL_BYTES", "DECODED_BYTES", "CHECKPOINT_BYTES", "PUBLISHED_PIXELS"]
+           "pixels_note", "PUBLISHED_PIXELS"]
 
-TRAIN_BYTES = 16
-"""Bytes per parameter of an arm in training: value, gradient and two AdamW moments, float32."""
-EVAL_BYTES = 8
-"""Bytes per parameter of a compression: the decoded tensors and the model built from them."""
-DECODED_BYTES = 4
-"""Bytes per parameter of a decoded model kept after the final compression (float32 values)."""
-CHECKPOINT_BYTES = 12
-"""Bytes per parameter of a checkpoint: the values and the two AdamW moments."""
 PUBLISHED_PIXELS = PUBLISHED_STEPS * PUBLISHED_BATCH
 """Pixels a published run's arm trains on (steps x batch)."""
 BATCH_QUANTUM = 2**14
@@ -69,15 +65,20 @@ def memory_needed(cfg: ExperimentConfig, video: Video, activations: int = 0) -> 
     """Bytes an experiment needs, per item, on the host and (on CUDA) on the device; see the module
     docstring for the model. ``activations``: a training step's working memory, where measured."""
     device = resolve_device(cfg.device)
-    params = count_parameters(cfg.model_config(video))["total"]
+    model_config = cfg.model_config(video)
+    params = count_parameters(model_config)["total"]
     clip = video.frames.nbytes
     training = {"training state of the arms": cfg.held_arms() * TRAIN_BYTES * params, "step activations": activations,
-                "decoded models": cfg.decoded_models() * DECODED_BYTES * params}
-    host = {"uint8 clip": clip, "compression": EVAL_BYTES * params}
+                "decoded models": cfg.decoded_models() * DECODED_BYTES * params, **cfg.training_memory(model_config)}
+    try:
+        work = max(cfg.final()[1].codec(p).decode_work(part_shapes(model_config, p)) for p in PARTS)
+    except (TypeError, ValueError):  # no final compressor, or one that does not fit (``check`` names it)
+        work = 0
+    host = {"uint8 clip": clip, "compression": EVAL_BYTES * params + work}
     if device.type == "cpu":
         return {"host": {**host, **training}}
     free, _ = torch.cuda.mem_get_info(device)
-    on_device = clip <= free // 2  # as PixelSampler decides
+    on_device = clip_on_device(clip, free)
     host["pinned copy of the clip"] = 0 if on_device else clip
     return {"host": host, "device": {**training, "uint8 clip": clip if on_device else 0}}
 
@@ -249,17 +250,21 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _time_steps(cfg: ExperimentConfig, video: Video, steps: int) -> tuple[float, int, NVP]:
-    """Seconds per training step (after two warm-up steps), the steps' working memory (the peak
-    from before the trainer was built, less the training state and the clip it put on the device)
-    and the trainer's model."""
+def _time_steps(cfg: ExperimentConfig, video: Video, steps: int, guided: bool = False
+                ) -> tuple[float, int, Trainer | None]:
+    """Seconds per training step (after two warm-up steps) of a plain trainer of ``cfg`` or, with
+    ``guided``, of the kind's ``timed_trainer`` (guidance attached; None where the kind has none),
+    the steps' working memory (the peak from before the trainer was built, less the training state
+    and the clip it put on the device) and the trainer."""
     device = resolve_device(cfg.device)
     if device.type == "cuda":
         base = torch.cuda.memory_allocated(device)
         torch.cuda.reset_peak_memory_stats(device)
     else:
         base = host_peak_memory() if reset_host_peak() else None
-    trainer = cfg.timed_trainer(video)
+    trainer = cfg.timed_trainer(video) if guided else cfg.new_trainer(video)
+    if trainer is None:
+        return 0.0, 0, None
     for _ in range(2):
         trainer.step()
     _sync(device)
@@ -273,7 +278,7 @@ def _time_steps(cfg: ExperimentConfig, video: Video, steps: int) -> tuple[float,
     if device.type == "cuda" and not trainer.sampler.pinned:
         state += video.frames.nbytes
     activations = 0 if base is None or peak is None else max(0, peak - base - state)  # 0: not measurable here
-    return seconds, activations, trainer.model
+    return seconds, activations, trainer
 
 
 def fit_batch(per_pixel: float, budget: int, published: int = PUBLISHED_BATCH) -> tuple[int, str]:
@@ -341,13 +346,17 @@ def plan(cfg: ExperimentConfig, video: Video | None = None, *, steps: int = 5) -
     device = resolve_device(cfg.device)
     cfg, reason = choose_batch(cfg, video)
     _check_memory(cfg, video)
-    step, activations, model = _time_steps(cfg, video, steps)
+    step, activations, trainer = _time_steps(cfg, video, steps)
     _check_memory(cfg, video, activations)
+    guided_step, _, guided = _time_steps(cfg, video, steps, guided=True)
+    model = trainer.model
     timing = Timing(step=step, frame=_frame_seconds(model, video, ms_ssim=False),
                     frame_ms_ssim=_frame_seconds(model, video, ms_ssim=True),
-                    checks=check(cfg, video, memory=False, model=model))
+                    checks=check(cfg, video, memory=False, model=model), event=cfg.time_event(trainer, video),
+                    guided_step=guided_step)
     stages, extra = cfg.stages(video, timing)
-    measured = {"step": step, "frame": timing.frame, "frame with MS-SSIM": timing.frame_ms_ssim, **extra}
+    measured = {"step": step, **({"guided step": guided_step} if guided else {}), "frame": timing.frame,
+                "frame with MS-SSIM": timing.frame_ms_ssim, **extra}
     model_config = cfg.model_config(video)
     bits = bpp = name = None
     if cfg.final() is not None:

@@ -1,18 +1,14 @@
 """``Results``: what an experiment measured, written to and read from results.json."""
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .._files import write_json
+from .._files import MAX_RESULTS_BYTES, read_json, write_json
 
 __all__ = ["Results", "MAX_RESULTS_BYTES"]
-
-MAX_RESULTS_BYTES = 256 * 2**20
-"""Largest results.json read (files from others are read with bounded work)."""
 
 
 @dataclass
@@ -84,13 +80,7 @@ class Results:
     def load(cls, path: str | os.PathLike) -> "Results":
         """Read a results.json; ``ValueError`` naming the file when it is not one."""
         path = Path(path)
-        size = path.stat().st_size
-        if size > MAX_RESULTS_BYTES:
-            raise ValueError(f"{str(path)!r}: {size} bytes is larger than any results.json ({MAX_RESULTS_BYTES})")
-        try:
-            data = json.loads(path.read_text())
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ValueError(f"{str(path)!r}: not JSON ({err})") from None
+        data = read_json(path, MAX_RESULTS_BYTES, "results.json")
         if not isinstance(data, dict) or not _REQUIRED <= set(data):
             raise ValueError(f"{str(path)!r}: not an nvpkit results.json (needs {sorted(_REQUIRED)})")
         return cls(**{k: v for k, v in data.items() if k in _SAVED})

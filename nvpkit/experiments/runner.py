@@ -15,7 +15,7 @@ from typing import Any
 from .._files import check_out_dir
 from ..data import Video
 from ..metrics import METRICS
-from .arms import Monitor
+from .arms import Monitor, check_resumable
 from .config import ExperimentConfig
 from .planning import check, choose_batch
 from .results import Results
@@ -34,23 +34,24 @@ def run_experiment(cfg: ExperimentConfig, live: Monitor | None = None, video: Vi
     the first seed's decoded models only)."""
     video = video if video is not None else cfg.load_video()
     cfg = choose_batch(cfg, video)[0]
-    check_out_dir(cfg.out_dir, cfg.to_dict(), cfg.overwrite)
+    check_out_dir(cfg.out_dir, cfg.to_dict(), cfg.overwrite, cfg.RUN_CONTROLS)
     check(cfg, video)  # memory, ranks, encoder options: before the first step, not at the first event
+    check_resumable(cfg, [cfg.out_dir, *(cfg.for_seed(s).out_dir for s in cfg.seeds)])
     started = time.perf_counter()
     shared = cfg.prepare(video)
     if cfg.seeds:
         runs = []
         for seed in cfg.seeds:
             one = cfg.for_seed(seed)
-            check_out_dir(one.out_dir, one.to_dict(), cfg.overwrite)
-            runs.append(one.run_seed(video, live, partial(seed_label, seed=seed), shared))
+            check_out_dir(one.out_dir, one.to_dict(), cfg.overwrite, cfg.RUN_CONTROLS)
+            runs.append(_code_changes(one.run_seed(video, live, partial(seed_label, seed=seed), shared)))
             runs[-1].save()
             runs[-1].trainers = {}  # memory holds one seed's trainers at a time
             if len(runs) > 1:
                 runs[-1].decoded = {}  # and the first seed's decoded models
         results = _combine(cfg, runs, **shared)
     else:
-        results = cfg.run_seed(video, live, _same, shared)
+        results = _code_changes(cfg.run_seed(video, live, _same, shared))
     results.seconds = time.perf_counter() - started
     results.save()
     return results
@@ -58,6 +59,14 @@ def run_experiment(cfg: ExperimentConfig, live: Monitor | None = None, video: Vi
 
 def _same(arm: str) -> str:
     return arm
+
+
+def _code_changes(results: Results) -> Results:
+    """Set ``provenance["code_changes"]``: per arm resumed (or taken from the cache) across a change of
+    the code that trains it, each change's step and both code versions (empty: none)."""
+    results.provenance["code_changes"] = {arm: t.extra["code_changes"] for arm, t in results.trainers.items()
+                                          if t.extra.get("code_changes")}
+    return results
 
 
 def _combine(cfg: ExperimentConfig, runs: list[Results], **shared: Any) -> Results:
@@ -70,4 +79,6 @@ def _combine(cfg: ExperimentConfig, runs: list[Results], **shared: Any) -> Resul
         table=[{"seed": r.config["seed"], **row} for r in runs for row in r.table],
         events=[{"seed": r.config["seed"], **e} for r in runs for e in r.events],
         metrics=dict(METRICS), runs=[r.to_dict() for r in runs], plot_seconds=runs[-1].plot_seconds,
-        provenance=first.provenance, decoded=first.decoded, clip=first.clip, **shared)
+        provenance={**first.provenance, "code_changes": {seed_label(arm, r.config["seed"]): c for r in runs
+                                                         for arm, c in r.provenance.get("code_changes", {}).items()}},
+        decoded=first.decoded, clip=first.clip, **shared)

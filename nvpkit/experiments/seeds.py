@@ -65,7 +65,9 @@ def paired(first: Sequence[Any], second: Sequence[Any]) -> dict[str, Any]:
 
 def aggregate(rows: Sequence[Mapping[str, Any]], by: Sequence[str], values: Sequence[str]) -> list[dict[str, Any]]:
     """One row per distinct ``by`` values (in first-seen order): ``by``, ``n`` (rows in the group)
-    and, for each of ``values``, its mean (``<value>``) and standard deviation (``<value>_std``)."""
+    and, for each of ``values``, its mean (``<value>``), standard deviation (``<value>_std``) and the
+    count they come from (``<value>_n``: rows without the value, a BD-rate that could not be
+    computed, are left out of it)."""
     groups: dict[tuple, list[Mapping[str, Any]]] = {}
     for row in rows:
         groups.setdefault(tuple(row.get(k) for k in by), []).append(row)
@@ -74,7 +76,7 @@ def aggregate(rows: Sequence[Mapping[str, Any]], by: Sequence[str], values: Sequ
         row: dict[str, Any] = {**dict(zip(by, key)), "n": len(group)}
         for name in values:
             s = summary(r.get(name) for r in group)
-            row[name], row[f"{name}_std"] = s["mean"], s["std"]
+            row[name], row[f"{name}_std"], row[f"{name}_n"] = s["mean"], s["std"], s["n"]
         out.append(row)
     return out
 

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._files import read_json
 from ..experiments import Results, aggregate, interval, paired
 
 __all__ = ["RECORD", "Record", "collect", "seed_rows", "sweep_table", "sweep_differences", "SEED_KEYS", "NUMBERS", "PAIRED", "varying_keys", "varying", "video_name", "setting_label"]
@@ -24,14 +26,26 @@ class Record:
     results: Results
 
 
+MAX_RECORD_BYTES = 2**20
+"""Largest sweep.json read."""
+
+
 def collect(out_dir: str | os.PathLike) -> list[Record]:
-    """Every finished combination under ``out_dir``, by folder name."""
+    """Every finished combination under ``out_dir``, by folder name. A job whose sweep.json or
+    results.json cannot be read is reported (a warning naming the file and the problem) and left
+    out; the others are collected."""
     records = []
     for record in sorted(Path(out_dir).glob(f"*/{RECORD}")):
         results = record.parent / "results.json"
-        if results.exists():
-            saved = json.loads(record.read_text())
+        if not results.exists():
+            continue
+        try:
+            saved = read_json(record, MAX_RECORD_BYTES, RECORD)
+            if not isinstance(saved, dict) or not isinstance(saved.get("parameters"), dict):
+                raise ValueError(f"{str(record)!r}: not an nvpkit {RECORD} (needs an object of parameters)")
             records.append(Record(record.parent.name, saved["parameters"], Results.load(results)))
+        except (OSError, ValueError) as err:
+            warnings.warn(f"collect: left out {record.parent.name!r}: {err}", stacklevel=2)
     return records
 
 
@@ -56,9 +70,10 @@ def varying(records: list[Record]) -> list[str]:
 
 SEED_KEYS = ("seed", "seeds")
 """Parameters that choose seeds: a sweep aggregates over them instead of listing them."""
-NUMBERS = ("bpp", "psnr", "psnr_float", "yuv_psnr", "delta_bpp", "delta_psnr", "bd_rate", "bd_psnr", "train_seconds")
+NUMBERS = ("bpp", "psnr", "psnr_float", "yuv_psnr", "delta_bpp", "delta_psnr", "bd_rate", "bd_psnr", "bd_rate_pchip",
+           "bd_psnr_pchip", "train_seconds")
 """The numbers of a sweep table's rows."""
-PAIRED = ("delta_bpp", "delta_psnr", "bd_rate")
+PAIRED = ("delta_bpp", "delta_psnr", "bd_rate", "bd_rate_pchip")
 """The numbers that compare an arm with the no-guidance arm of the same seed: they get 95% intervals."""
 
 
@@ -79,8 +94,8 @@ def seed_rows(records: list[Record]) -> list[dict[str, Any]]:
                              "bpp": row["bpp"], "psnr": row["psnr"], "psnr_float": row.get("psnr_float"),
                              "yuv_psnr": row.get("yuv_psnr"), "delta_bpp": row["delta_bpp"],
                              "delta_psnr": row["delta_psnr"],
-                             "bd_rate": run.bd.get("bd_rate") if guided else None,
-                             "bd_psnr": run.bd.get("bd_psnr") if guided else None,
+                             **{k: run.bd.get(k) if guided else None
+                                for k in ("bd_rate", "bd_psnr", "bd_rate_pchip", "bd_psnr_pchip")},
                              "train_seconds": run.arms.get(row["method"], {}).get("train_seconds"),
                              "name": record.name})
     return rows

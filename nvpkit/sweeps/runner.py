@@ -33,10 +33,10 @@ import papermill
 
 from .._progress import progress_bar
 from .._checks import check_int
-from .._files import write_json
+from .._files import read_json, write_json
 from .._resources import notebook_path
 from ..experiments import NOTEBOOK_CONFIGS, check_all, parse_list
-from .collect import RECORD, SEED_KEYS, collect, sweep_table, varying_keys
+from .collect import MAX_RECORD_BYTES, RECORD, SEED_KEYS, collect, sweep_table, varying_keys
 
 __all__ = ["sweep", "parse_grid", "parse_compare", "combinations", "notebook_grid", "forwarded", "SWEEP_PARAMETERS"]
 
@@ -115,10 +115,11 @@ def _finished(folder: Path, notebook: str, parameters: dict[str, Any]) -> bool:
     if not record.exists() or not (folder / "results.json").exists():
         return False
     try:
-        saved = json.loads(record.read_text())
-    except (OSError, json.JSONDecodeError):
+        saved = read_json(record, MAX_RECORD_BYTES, RECORD)
+    except (OSError, ValueError):
         return False
-    return saved.get("parameters") == json.loads(json.dumps(parameters)) and saved.get("notebook") == notebook
+    return (isinstance(saved, dict) and saved.get("parameters") == json.loads(json.dumps(parameters))
+            and saved.get("notebook") == notebook)
 
 
 def _check_jobs(notebook: str, known: dict[str, dict], jobs: list[dict[str, Any]]) -> None:

@@ -25,7 +25,7 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Mapping[str, str]
 
 
 _FORMATS = {"bpp": "{:.4f}", "psnr": "{:.2f}", "psnr_float": "{:.2f}", "yuv_psnr": "{:.2f}", "delta_bpp": "{:+.4f}", "delta_psnr": "{:+.2f}",
-            "bd_rate": "{:+.2f}", "bd_psnr": "{:+.3f}", "train_seconds": "{:.0f}", "tucker_bpp": "{:.4f}",
+            "bd_rate": "{:+.2f}", "bd_psnr": "{:+.3f}", "bd_rate_pchip": "{:+.2f}", "bd_psnr_pchip": "{:+.3f}", "train_seconds": "{:.0f}", "tucker_bpp": "{:.4f}",
             "tucker_psnr": "{:.2f}", "steps_to_level": "{:,.0f}"}
 
 
@@ -53,13 +53,16 @@ def _interval(diff: dict[str, Any], fmt: str, unit: str) -> str:
     if diff["low"] is None:
         return f"{text} (one seed: no interval)"
     verdict = "excludes 0" if _excludes_zero(diff["low"], diff["high"]) else "includes 0"
-    return f"{text}, 95% CI [{fmt.format(diff['low'])}, {fmt.format(diff['high'])}]{unit}: {verdict}"
+    return (f"{text}, 95% CI [{fmt.format(diff['low'])}, {fmt.format(diff['high'])}]{unit}: {verdict} "
+            f"(n={diff['n']})")
 
 
 def _seeds_table(rows: Sequence[Mapping[str, Any]], by: str, columns: Mapping[str, str]) -> str:
     """Rows with a ``seed`` column as one row per ``by`` value: mean ± std of each column, and n."""
     summed = aggregate(rows, [by], list(columns))
-    cells = [{by: r[by], "n": r["n"], **{k: _pm(r[k], r[f"{k}_std"], _FORMATS[k]) for k in columns}} for r in summed]
+    cells = [{by: r[by], "n": r["n"], **{k: _pm(r[k], r[f"{k}_std"], _FORMATS[k])
+                                         + (f" (n={r[f'{k}_n']})" if 0 < r[f"{k}_n"] < r["n"] else "")
+                                         for k in columns}} for r in summed]
     return markdown_table(cells, {by: by, "n": "seeds", **columns})
 
 
@@ -79,22 +82,35 @@ def format_table(results: Results) -> str:
              SCORING]
     bd = results.bd
     if bd:
-        shown = ", ".join(p for p in (f"BD-rate {bd['bd_rate']:+.2f} %" if bd.get("bd_rate") is not None else "",
-                                      f"BD-PSNR {bd['bd_psnr']:+.3f} dB" if bd.get("bd_psnr") is not None else "")
-                          if p)
+        shown = "; ".join(_bd_text(bd, f"bd_rate{s}", f"bd_psnr{s}", how)
+                          for s, how in (("", METHODS.get(bd.get("method"), bd.get("method"))), ("_pchip", "PCHIP"))
+                          if bd.get(f"bd_rate{s}") is not None or bd.get(f"bd_psnr{s}") is not None)
         if shown:
-            lines.append(f"{shown} (guided against no guidance, {bd['method']})")
+            lines.append(f"{shown} (guided against no guidance)")
         lines += bd.get("notes", [])
     return "\n\n".join(lines)
 
 
+METHODS = {"akima": "Akima", "pchip": "PCHIP"}
+"""How tables name the BD interpolation methods; PCHIP is the JVET common test conditions' template's."""
+
+
+def _bd_text(bd: Mapping[str, Any], rate: str, psnr: str, how: str) -> str:
+    parts = [f"BD-rate {bd[rate]:+.2f} %" if bd.get(rate) is not None else "",
+             f"BD-PSNR {bd[psnr]:+.3f} dB" if bd.get(psnr) is not None else ""]
+    return ", ".join(p for p in parts if p) + f" ({how})"
+
+
 def _format_seeds_table(results: Results) -> str:
     runs = results.per_seed()
-    rows = [{**row, **({"bd_rate": run.bd.get("bd_rate"), "bd_psnr": run.bd.get("bd_psnr")} if i else {})}
+    bd_keys = ("bd_rate", "bd_psnr", "bd_rate_pchip", "bd_psnr_pchip")
+    rows = [{**row, **({k: run.bd.get(k) for k in bd_keys} if i else {})}
             for run in runs for i, row in enumerate(({"seed": run.config["seed"], **r} for r in run.table))]
+    method = METHODS.get(runs[0].bd.get("method"), "Akima")
     table = _seeds_table(rows, "method", {"bpp": "bpp", "psnr": "PSNR (dB)", "psnr_float": "float PSNR (dB)",
                                           "yuv_psnr": "YUV PSNR (dB)", "delta_bpp": "Δbpp", "delta_psnr": "ΔPSNR (dB)",
-                                          "bd_rate": "BD-rate (%)", "bd_psnr": "BD-PSNR (dB)"})
+                                          "bd_rate": f"BD-rate (%, {method})", "bd_psnr": f"BD-PSNR (dB, {method})",
+                                          "bd_rate_pchip": "BD-rate (%, PCHIP)", "bd_psnr_pchip": "BD-PSNR (dB, PCHIP)"})
     base, guided = runs[0].table[0]["method"], runs[0].table[1]["method"]
     bd = summary(r.get("bd_rate") for r in rows if r["method"] == guided)  # BD-rate is paired already
     lines = [table, f"mean ± standard deviation over {len(runs)} seeds (seeds {[r.config['seed'] for r in runs]}). "
@@ -105,8 +121,9 @@ def _format_seeds_table(results: Results) -> str:
              "- ΔPSNR " + _interval(paired(_by_seed(rows, "method", base, "psnr"),
                                            _by_seed(rows, "method", guided, "psnr")), "{:+.3f}", " dB")]
     if bd["n"]:
-        lines.append("- BD-rate " + _interval(interval(r.get("bd_rate") for r in rows if r["method"] == guided),
-                                              "{:+.2f}", " %"))
+        for key, how in (("bd_rate", method), ("bd_rate_pchip", "PCHIP")):
+            lines.append(f"- BD-rate ({how}) " + _interval(interval(r.get(key) for r in rows if r["method"] == guided),
+                                                           "{:+.2f}", " %"))
     return "\n\n".join(lines[:3]) + "\n\n" + "\n".join(lines[3:])
 
 
@@ -174,9 +191,12 @@ def format_sweep_table(rows: Sequence[Mapping[str, Any]]) -> str:
     if "n" not in rows[0]:
         return f"{markdown_table(rows, {c: c for c in rows[0] if c != 'name'}, _FORMATS)}\n\n{SCORING}"
     numbers = [c for c in rows[0] if f"{c}_std" in rows[0]]
-    keys = [c for c in rows[0] if c not in numbers and not c.endswith(("_std", "_low", "_high")) and c != "n"]
+    keys = [c for c in rows[0] if c not in numbers and c != "n"
+            and not (c.endswith(("_std", "_low", "_high", "_n")) and c.rsplit("_", 1)[0] in numbers)]
     intervals = [c for c in numbers if f"{c}_low" in rows[0]]  # the paired ones (sweep_table's PAIRED)
-    cells = [{**{k: r[k] for k in keys}, "n": r["n"], **{c: _pm(r[c], r[f"{c}_std"], _FORMATS[c]) for c in numbers},
+    cells = [{**{k: r[k] for k in keys}, "n": r["n"],
+              **{c: _pm(r[c], r[f"{c}_std"], _FORMATS[c]) + (f" (n={r[f'{c}_n']})" if 0 < r[f"{c}_n"] < r["n"] else "")
+                 for c in numbers},
               **{f"{c}_ci": _bounds(r[f"{c}_low"], r[f"{c}_high"], _FORMATS[c]) for c in intervals}} for r in rows]
     table = markdown_table(cells, {**{k: k for k in keys}, "n": "seeds", **{c: c for c in numbers},
                                    **{f"{c}_ci": f"{c} 95% CI" for c in intervals}})
