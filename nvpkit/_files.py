@@ -3,6 +3,7 @@ bounded JSON reading, for every reader of JSON from elsewhere."""
 from __future__ import annotations
 
 import contextlib
+import csv
 import ctypes
 import errno
 import json
@@ -111,6 +112,19 @@ def read_json(path: str | os.PathLike, max_bytes: int, what: str = "JSON file") 
         return parse_json(path.read_bytes())
     except ValueError as err:
         raise ValueError(f"{str(path)!r}: not a readable {what}: {err}") from None
+
+
+def write_csv(path: str | os.PathLike, rows: list[dict[str, Any]]) -> Path:
+    """Write ``rows`` (dicts; the columns are every key, in first-seen order) as CSV, atomically;
+    lists and dicts in a cell are written as JSON, a missing value as an empty cell."""
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, columns)
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in row.items()})
+    return Path(path)
 
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:

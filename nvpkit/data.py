@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from ._checks import check_int
+from .colour import Colour, YuvSource
 from ._files import atomic_path, refuse_overwrite
 from ._resources import DATA_DIR
 from .datasets import DATASETS, dataset_path
@@ -42,12 +43,18 @@ _CHROMA = {"420": ("yuv420p", 1.5), "422": ("yuv422p", 2.0), "444": ("yuv444p", 
 
 @dataclass
 class Video:
-    """uint8 RGB frames ``[T, H, W, 3]`` with a name and a frame rate."""
+    """uint8 RGB frames ``[T, H, W, 3]`` with a name and a frame rate; for a raw ``.yuv`` source, its
+    colour (the conversion the frames were made with) and, when the frames are its frames one for
+    one (no crop, no downscale), where its planes are (``yuv``: YUV PSNR is measured against them)."""
 
     frames: np.ndarray
     name: str
     fps: float = 25.0
     source: str = ""
+    colour: Colour | None = None
+    """The source's Y'CbCr colour (None: an RGB source, such as image files or an array)."""
+    yuv: YuvSource | None = None
+    """The source planes of the frames, one for one (None: not a raw .yuv, or cropped or scaled)."""
 
     @property
     def num_frames(self) -> int:
@@ -68,7 +75,7 @@ class Video:
 
     def head(self, count: int) -> "Video":
         """The first ``count`` frames (all, for a shorter clip), sharing this clip's memory."""
-        return Video(self.frames[:count], self.name, self.fps, self.source)
+        return Video(self.frames[:count], self.name, self.fps, self.source, self.colour, self.yuv)
 
     def __repr__(self) -> str:
         return (f"Video({self.name!r}, {self.num_frames} frames of {self.height}x{self.width}, "
@@ -84,12 +91,15 @@ HEADER_WAIT_S = 9.5
 (it waits 10 s), as on a heavily loaded machine, not an unreadable file: it is tried again."""
 
 
-def _ffmpeg_frames(path: Path, input_params: list[str] | None = None) -> tuple[Iterator[np.ndarray], float]:
-    """Frames of a file decoded by the bundled ffmpeg, and its frame rate."""
+def _ffmpeg_frames(path: Path, input_params: list[str] | None = None, colour: Colour | None = None
+                   ) -> tuple[Iterator[np.ndarray], float, str]:
+    """Frames of a file decoded by the bundled ffmpeg (converted to RGB with ``colour`` when given),
+    its frame rate and ffmpeg's description of its pixel format (with its colour tags)."""
     for attempt in range(3):
         started = time.perf_counter()
         try:
-            reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24", input_params=input_params or [])
+            reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24", input_params=input_params or [],
+                                                output_params=colour.rgb_args()[:2] if colour else [])
             meta = next(reader)
             break
         except (OSError, RuntimeError, StopIteration) as err:
@@ -106,7 +116,28 @@ def _ffmpeg_frames(path: Path, input_params: list[str] | None = None) -> tuple[I
         finally:
             reader.close()
 
-    return frames(), float(meta.get("fps") or 25.0)
+    return frames(), float(meta.get("fps") or 25.0), str(meta.get("pix_fmt", ""))
+
+
+_TAGGED_MATRICES = {"bt709": "bt709", "bt470bg": "bt601", "smpte170m": "bt601"}
+"""ffmpeg's names of the Y'CbCr matrices nvpkit converts with."""
+
+
+def _tagged_colour(described: str) -> Colour | None:
+    """A video file's colour from ffmpeg's description of its stream (``yuv420p(tv, bt709,
+    progressive)``), which the bundled ffmpeg converts to RGB with: the tagged matrix and range; for
+    an untagged Y'CbCr file ffmpeg's default (BT.601, the range its pixel format implies), as every
+    frame converter reading it would; None for other streams (RGB, other matrices or layouts)."""
+    found = re.fullmatch(r"yuv(j?)(420|422|444)p(10le)?(?:\((.*)\))?", described.strip())
+    if not found:
+        return None
+    tags = [t.strip() for t in (found[4] or "").split(",")]
+    matrix = next((_TAGGED_MATRICES.get(t.split("/")[0]) for t in tags if t.split("/")[0] in _TAGGED_MATRICES
+                   or t.startswith(("bt2020", "fcc", "smpte240m"))), "bt601")
+    if matrix is None:
+        return None
+    full = found[1] == "j" or "pc" in tags
+    return Colour(matrix, "pc" if full else "tv", found[2], 10 if found[3] else 8)
 
 
 def _last_line(err: BaseException) -> str:
@@ -155,7 +186,8 @@ def parse_yuv_name(name: str) -> dict:
 
 
 def _yuv_frames(path: Path, size: tuple[int, int] | None, chroma: str | None, bit_depth: int | None,
-                fps: float | None) -> tuple[int, Iterator[np.ndarray], float]:
+                fps: float | None, matrix: str, yuv_range: str
+                ) -> tuple[int, Iterator[np.ndarray], float, Colour, tuple[int, int]]:
     parsed = parse_yuv_name(path.name)
     width, height = size if size is not None else (parsed.get("width"), parsed.get("height"))
     if width is None:
@@ -178,9 +210,13 @@ def _yuv_frames(path: Path, size: tuple[int, int] | None, chroma: str | None, bi
     if total == 0 or total % frame_bytes:
         raise ValueError(f"{str(path)!r}: truncated or mis-sized raw video: {total} bytes is not a whole number "
                          f"of {width}x{height} {chroma} {bit_depth}-bit frames ({frame_bytes} bytes each)")
+    try:
+        colour = Colour(matrix, yuv_range, chroma, bit_depth)
+    except ValueError as err:
+        raise ValueError(f"{str(path)!r}: {err}") from None
     params = ["-f", "rawvideo", "-pix_fmt", pix_fmt, "-s", f"{width}x{height}", "-framerate", f"{fps:g}"]
-    frames, _ = _ffmpeg_frames(path, params)
-    return total // frame_bytes, frames, fps
+    frames, _, _ = _ffmpeg_frames(path, params, colour)
+    return total // frame_bytes, frames, fps, colour, (width, height)
 
 
 def _downscale(frame: np.ndarray, factor: int) -> np.ndarray:
@@ -194,7 +230,8 @@ def _downscale(frame: np.ndarray, factor: int) -> np.ndarray:
 def load_video(source: str | Path | np.ndarray = "sample", num_frames: int | None = None, *, start: int = 0,
                stride: int = 1, crop: tuple[int, int, int, int] | None = None, downscale: int = 1,
                size: tuple[int, int] | None = None, chroma: str | None = None, bit_depth: int | None = None,
-               fps: float | None = None, name: str | None = None) -> Video:
+               matrix: str = "bt709", yuv_range: str = "tv", fps: float | None = None,
+               name: str | None = None) -> Video:
     """Load a video as uint8 RGB frames ``[T, H, W, 3]``.
 
     Args:
@@ -208,6 +245,8 @@ def load_video(source: str | Path | np.ndarray = "sample", num_frames: int | Non
         size: raw ``.yuv`` only: ``(width, height)`` (parsed from UVG-style names when omitted).
         chroma: raw ``.yuv`` only: ``"420"``, ``"422"`` or ``"444"`` (from the name, else 4:2:0).
         bit_depth: raw ``.yuv`` only: 8 or 10 (from the name, else 8).
+        matrix: raw ``.yuv`` only: the Y'CbCr matrix, ``"bt709"`` (UVG's; the default) or ``"bt601"``.
+        yuv_range: raw ``.yuv`` only: ``"tv"`` (limited, UVG's; the default) or ``"pc"`` (full).
         fps: frame rate to record (taken from the source when it has one).
         name: name to record (the file or folder stem by default).
     """
@@ -216,7 +255,7 @@ def load_video(source: str | Path | np.ndarray = "sample", num_frames: int | Non
     if num_frames is not None:
         check_int("load_video", "num_frames", num_frames, 1)
 
-    rate = 25.0
+    rate, colour, planes = 25.0, None, None
     if isinstance(source, np.ndarray):
         label, frames, total = name or "array", _check_array(source, "array"), len(source)
     else:
@@ -237,9 +276,13 @@ def load_video(source: str | Path | np.ndarray = "sample", num_frames: int | Non
                 raise ValueError(f"{str(path)!r}: not a readable .npy array ({_last_line(err)})") from None
             frames, total = _check_array(array, str(path)), len(array)
         elif path.suffix.lower() == ".yuv":
-            total, frames, rate = _yuv_frames(path, size, chroma, bit_depth, fps)
+            total, frames, rate, colour, (width, height) = _yuv_frames(path, size, chroma, bit_depth, fps, matrix,
+                                                                       yuv_range)
+            if crop is None and downscale == 1:  # the frames are the file's frames, one for one
+                planes = YuvSource(str(path), width, height, colour, start, stride)
         else:
-            (frames, rate), total = _ffmpeg_frames(path), None
+            (frames, rate, described), total = _ffmpeg_frames(path), None
+            colour = _tagged_colour(described)
         source = str(path)
 
     wanted = num_frames or 1
@@ -283,7 +326,7 @@ def load_video(source: str | Path | np.ndarray = "sample", num_frames: int | Non
     out = kept[:read] if isinstance(kept, np.ndarray) else np.stack(kept)
     if min(out.shape[1:3]) < 2:
         raise ValueError(f"load_video: frames of {out.shape[2]}x{out.shape[1]} are too small (need >= 2x2)")
-    return Video(out, label, float(fps or rate), str(source))
+    return Video(out, label, float(fps or rate), str(source), colour, planes)
 
 
 def _check_array(array: np.ndarray, origin: str) -> np.ndarray:

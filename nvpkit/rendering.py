@@ -71,9 +71,14 @@ class Evaluation:
     psnr_float: float | None = None
     """RGB PSNR of the unrounded render (the published evaluation)."""
     yuv_psnr: float | None = None
-    """(6 Y + U + V) / 8 PSNR, BT.709."""
+    """(6 Y + U + V) / 8 PSNR: against the source planes for a raw .yuv source, else BT.709 of the RGB
+    frames (``yuv_psnr_definition``)."""
     yuv_psnr_planes: list[float] | None = None
     """PSNR of Y, U, V."""
+    yuv_psnr_definition: str = ""
+    """Which YUV PSNR ``yuv_psnr`` is."""
+    yuv_psnr_rgb: float | None = None
+    """YUV PSNR by the RGB definition, for every source."""
     ms_ssim: float | None = None
     psnr_per_frame: list[float] = field(default_factory=list)
     psnr_float_per_frame: list[float] = field(default_factory=list)
@@ -124,7 +129,7 @@ def evaluate(model: NVP, video: Video, *, scale: float = 1.0, time_scale: int = 
     note = "" if measure else "rendered at another size or frame count: no ground truth, no metrics"
     if measure and ms_ssim and min(shape[1:]) < metrics.MS_SSIM_MIN_SIDE:
         ms_ssim, note = False, f"MS-SSIM skipped: frames under {metrics.MS_SSIM_MIN_SIDE} px on the short side"
-    scores = metrics.FrameScores(ms_ssim=ms_ssim)
+    scores = metrics.FrameScores(ms_ssim=ms_ssim, source=video.yuv)
     started = time.perf_counter()
     was_training = model.training
     model.eval()

@@ -1,3 +1,5 @@
+import csv
+import importlib.metadata
 import json
 
 import numpy as np
@@ -163,6 +165,17 @@ def test_bd_metrics_by_pchip_as_the_common_test_conditions():
     assert f"BD-rate {result['bd_rate_pchip']:+.2f} %" in shown and "(PCHIP)" in shown
 
 
+def _compressai_curve(path, metric):
+    """A results file read as CompressAI's plotting utility reads one (compressai.utils.plot:
+    ``results`` with ``bpp`` and the metric; MS-SSIM turned into dB; the name from the file)."""
+    data = json.loads(path.read_text())
+    assert "results" in data and "bpp" in data["results"] and metric in data["results"]
+    ys = data["results"][metric]
+    if metric == "ms-ssim":
+        ys = list(-10 * np.log10(1 - np.array(ys)))
+    return {"name": data.get("name", path.name.split(".")[0]), "xs": data["results"]["bpp"], "ys": ys}
+
+
 def test_experiment_caches_the_baseline_and_guards_out_dir(tmp_path, capsys):
     common = dict(num_frames=4, downscale=8, steps=20, batch=512, log_every=10, device="cpu", anchor_crfs=(30,),
                   cache_dir=str(tmp_path / "cache"), compressor="quantize", settings={"bits": 4},
@@ -173,8 +186,20 @@ def test_experiment_caches_the_baseline_and_guards_out_dir(tmp_path, capsys):
     for key in ("config", "video", "arms", "events", "final", "table", "rd", "anchor", "bd", "provenance"):
         assert saved[key] or key in ("anchor", "events")
     assert {"nvpkit", "source_sha256_16", "torch", "python", "device"} <= set(saved["provenance"])
+    assert saved["provenance"]["libraries"]["tensorly"] == importlib.metadata.version("tensorly")
+    codecs = saved["provenance"]["codecs"]
+    assert codecs["ffmpeg"].startswith("ffmpeg version ") and saved["anchor"][0]["command"].startswith("ffmpeg ")
+    stream = nvpkit.compress.HEVC(preset="ultrafast").encode([torch.rand(2, 16, 16)]).payload
+    assert f" - {codecs['libx265']}:".encode() in stream  # the version x265 writes into its own stream
     assert [e["step"] for e in saved["events"]] == [10]
     assert [row["method"] for row in saved["table"]] == ["no guidance", "quantize guidance"]
+    with open(tmp_path / "a" / "table.csv", newline="") as f:  # the table as CSV, every number as saved
+        assert [{k: float(v) if k != "method" else v for k, v in r.items()} for r in csv.DictReader(f)] == saved["table"]
+    curves = {p.stem: _compressai_curve(p, "psnr") for p in (tmp_path / "a" / "rd").glob("*.json")}
+    assert sorted(c["name"] for c in curves.values()) == sorted([*saved["rd"], nvpkit.compress.anchor_label(
+        **saved["anchor_settings"])])
+    assert curves["no-guidance"]["xs"] == [r["bpp"] for r in saved["rd"]["no guidance"]]
+    assert curves["no-guidance"]["ys"] == [r["psnr"] for r in saved["rd"]["no guidance"]]
     assert saved["table"][0]["delta_psnr"] == 0
     capsys.readouterr()
     second = nvpkit.run_experiment(nvpkit.GuideConfig(period=5, out_dir=str(tmp_path / "b"), **common))
@@ -281,3 +306,25 @@ def test_codec_ste_refuses_a_saved_residual_that_does_not_fit(tiny_video):
     trainer.extra["residual"]["sparse"] = [torch.zeros(1)]  # it would broadcast over the grid
     with pytest.raises(ValueError, match="residual of grid 'sparse' does not fit"):
         nvpkit.Guidance(coarse(), 7, tiny_video, mode="codec_ste", probe_pixels=1000).attach(trainer)
+
+
+def test_tensorboard_logs_the_curves_events_and_final_numbers(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    results = nvpkit.run_experiment(nvpkit.GuideConfig(
+        num_frames=4, downscale=8, steps=20, period=10, batch=512, log_every=5, device="cpu", anchor_crfs=(),
+        compressor="quantize", settings={"bits": 4}, sweep=({"bits": 3}, {"bits": 5}, {"bits": 6}), log="tensorboard",
+        out_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache")))
+    board = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    board.Reload()
+    guided = "quantize guidance"
+    for arm in ("no guidance", guided):  # every logged point, as the history holds it
+        points = board.Scalars(f"{arm}/psnr")
+        assert [p.step for p in points] == results.arms[arm]["history"]["step"] == [5, 10, 15, 20]
+        assert [p.value for p in points] == pytest.approx(results.arms[arm]["history"]["psnr"], rel=1e-6)
+        assert board.Scalars(f"final/{arm}/bpp")[0].value == pytest.approx(results.final[arm]["bpp"], rel=1e-6)
+    (event,) = board.Scalars(f"{guided}/event bpp")
+    assert event.step == 10 and event.value == pytest.approx(results.events[0]["bpp"], rel=1e-6)
+    assert sorted(board.Tags()["tensors"]) == sorted(f"rd/{name}/text_summary" for name in results.rd_curves())
+    with pytest.raises(ValueError, match="log='json' is not allowed"):
+        nvpkit.GuideConfig(log="json")

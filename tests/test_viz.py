@@ -54,3 +54,35 @@ def test_progress_bars_are_quiet_off_a_terminal():
         bar.set_postfix(refresh=False, psnr=f"{i:.2f}")
     assert bar.mininterval == QUIET_S
     assert log.getvalue().count("\r") <= 3  # the first draw and the last, not one per update
+
+
+def _png(fig, path):
+    from PIL import Image
+    nvpkit.viz.figure_png(fig, path)
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def test_pngs_keep_error_bars_and_dashes(tmp_path):
+    import plotly.graph_objects as go
+
+    def figure(error: bool, dash: str) -> go.Figure:
+        bars = dict(type="data", array=[0.6, 0.5, 0.4]) if error else None
+        return go.Figure(go.Scatter(x=[1, 2, 3], y=[1.0, 3.0, 2.0], mode="lines+markers", line=dict(color="#d62728", dash=dash),
+                                    error_y=bars))
+
+    red = lambda image: int(((image[..., 0] > 150) & (image[..., 1] < 90) & (image[..., 2] < 90)).sum())  # noqa: E731
+    plain, bars = _png(figure(False, "solid"), tmp_path / "a.png"), _png(figure(True, "solid"), tmp_path / "b.png")
+    dashed = _png(figure(False, "dash"), tmp_path / "c.png")
+    assert not np.array_equal(plain, bars) and red(bars) > red(plain)  # the bars are drawn in the trace's colour
+    assert red(dashed) < red(plain)  # gaps in the line
+
+
+def test_a_folders_html_figures_share_one_plotly_js(tmp_path):
+    import plotly.graph_objects as go
+    for name in ("one", "two", "three"):
+        nvpkit.viz.save_figure(go.Figure(go.Scatter(x=[1, 2], y=[3, 4])), tmp_path, name)
+    scripts = [p for p in tmp_path.iterdir() if p.suffix == ".js"]
+    assert [p.name for p in scripts] == ["plotly.min.js"] and scripts[0].stat().st_size > 10**6
+    for name in ("one", "two", "three"):
+        html = (tmp_path / f"{name}.html").read_text()
+        assert '<script charset="utf-8" src="plotly.min.js"></script>' in html and len(html) < 50_000

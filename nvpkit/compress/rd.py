@@ -6,17 +6,23 @@ for models also the float PSNR of the unrounded render, the published evaluation
 """
 from __future__ import annotations
 
+import os
+import re
 import shlex
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from .. import metrics
 from .._progress import progress_bar
 from .._checks import check_choice, check_int
+from .._files import write_json
+from ..colour import Colour, plane_shapes, split_planes
 from ..data import Video
 from ..model import NVP
 from ..rendering import evaluate
@@ -25,7 +31,7 @@ from .codecs import PRESETS, VVC_PRESETS, ffmpeg_chunks, require_encoder, run_ff
 from .compressor import Compressor
 
 __all__ = ["rd_sweep", "find_setting", "video_anchor", "anchor_args", "anchor_encode", "anchor_decode", "anchor_label",
-           "ANCHORS", "TUNES", "Anchor", "check_anchor"]
+           "ANCHORS", "TUNES", "Anchor", "check_anchor", "write_rd", "RD_METRICS"]
 
 
 def _point(model: NVP, video: Video, compressor: Compressor, ms_ssim: bool) -> dict[str, Any]:
@@ -38,7 +44,8 @@ def _point(model: NVP, video: Video, compressor: Compressor, ms_ssim: bool) -> d
 
 def _scores(measured: dict[str, Any]) -> dict[str, Any]:
     """The means of an evaluation (an RD row keeps no per-frame lists)."""
-    return {k: measured[k] for k in ("psnr", "psnr_float", "yuv_psnr", "yuv_psnr_planes", "ms_ssim")}
+    return {k: measured[k] for k in ("psnr", "psnr_float", "yuv_psnr", "yuv_psnr_planes", "yuv_psnr_definition",
+                                     "yuv_psnr_rgb", "ms_ssim")}
 
 
 def rd_sweep(model: NVP, video: Video, compressors: Mapping[str, Compressor], *, ms_ssim: bool = False,
@@ -125,27 +132,56 @@ TUNES = ("psnr", "none")
 
 
 
+def planar(video: Video, chroma: str) -> bool:
+    """Whether an anchor at ``chroma`` encodes the clip's source planes themselves, as a codec
+    evaluation does (a raw .yuv kept one for one, at its own chroma format), not its RGB frames."""
+    return video.yuv is not None and video.yuv.colour.chroma == chroma
+
+
 def anchor_args(video: Video, codec: str, crf: int, preset: str, chroma: str, tune: str = "psnr") -> list[str]:
-    """The ffmpeg arguments that encode the clip (rgb24 frames on stdin) with an anchor codec: what
-    ``anchor_encode`` runs, and what an anchor row records as its ``command``."""
+    """The ffmpeg arguments that encode the clip with an anchor codec, its frames on stdin (the
+    source planes where ``planar``, else rgb24): what ``anchor_encode`` runs, and what an anchor row
+    records as its ``command``."""
     spec = ANCHORS[codec]
-    return ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{video.width}x{video.height}", "-framerate",
+    pix_fmt = video.yuv.colour.pix_fmt if planar(video, chroma) else "rgb24"
+    return ["-f", "rawvideo", "-pix_fmt", pix_fmt, "-s", f"{video.width}x{video.height}", "-framerate",
             f"{video.fps:g}", "-i", "-", "-c:v", spec.encoder, *spec.args, *(spec.psnr if tune == "psnr" else ()),
             "-preset", preset, spec.quality, str(crf), "-pix_fmt", spec.pix_fmts[chroma], "-f", spec.format, "-"]
 
 
 def anchor_encode(video: Video, codec: str, crf: int, preset: str, chroma: str, tune: str = "psnr") -> bytes:
     """The clip through an anchor codec at ``crf``: the raw bitstream, frames streamed in."""
-    return run_ffmpeg(anchor_args(video, codec, crf, preset, chroma, tune), (frame.tobytes() for frame in video.frames),
-                      f"{codec} anchor")
+    frames = ((video.yuv.raw(i) for i in range(video.num_frames)) if planar(video, chroma)
+              else (frame.tobytes() for frame in video.frames))
+    return run_ffmpeg(anchor_args(video, codec, crf, preset, chroma, tune), frames, f"{codec} anchor")
 
 
-def anchor_decode(stream: bytes, video: Video, codec: str) -> Iterator[torch.Tensor]:
-    """The decoded frames of an anchor bitstream, uint8 ``[H, W, 3]`` RGB, one at a time."""
+def anchor_decode(stream: bytes, video: Video, codec: str, chroma: str = "420") -> Iterator[torch.Tensor]:
+    """The decoded frames of an anchor bitstream, uint8 ``[H, W, 3]`` RGB, one at a time; a
+    ``planar`` anchor's converted with the source's own colour (as the clip's frames were made),
+    another's back with the conversion that made its input."""
     h, w = video.height, video.width
-    for raw in ffmpeg_chunks(["-f", ANCHORS[codec].format, "-i", "-", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+    to_rgb = video.yuv.colour.rgb_args() if planar(video, chroma) else ["-pix_fmt", "rgb24"]
+    for raw in ffmpeg_chunks(["-f", ANCHORS[codec].format, "-i", "-", *to_rgb, "-f", "rawvideo", "-"],
                              [stream], h * w * 3, f"{codec} anchor decode"):
         yield torch.frombuffer(bytearray(raw), dtype=torch.uint8).view(h, w, 3)
+
+
+def anchor_planes(stream: bytes, video: Video, codec: str, chroma: str) -> Iterator[list[np.ndarray]]:
+    """The decoded Y, U, V planes of a ``planar`` anchor bitstream at the source's bit depth, one
+    frame at a time (a 10-bit stream of an 8-bit source, vvenc's, rounded to 8 bits)."""
+    colour, spec = video.yuv.colour, ANCHORS[codec]
+    coded = Colour(colour.matrix, colour.range, colour.chroma, 10 if spec.pix_fmts[chroma].endswith("10le") else 8)
+    h, w = video.height, video.width
+    frame_bytes = sum(a * b for a, b in plane_shapes(h, w, coded)) * (2 if coded.bit_depth == 10 else 1)
+    shift = coded.bit_depth - colour.bit_depth
+    for raw in ffmpeg_chunks(["-f", spec.format, "-i", "-", "-pix_fmt", coded.pix_fmt, "-f", "rawvideo", "-"],
+                             [stream], frame_bytes, f"{codec} anchor decode"):
+        planes = split_planes(raw, h, w, coded)
+        if shift > 0:  # rounded back to the source's depth
+            planes = [np.minimum((p.astype(np.uint16) + (1 << (shift - 1))) >> shift, colour.peak).astype(np.uint8)
+                      for p in planes]
+        yield planes
 
 
 def check_anchor(codec: str, preset: str | None, chroma: str, tune: str = "psnr") -> str:
@@ -183,14 +219,39 @@ def video_anchor(video: Video, codec: str = "hevc", crfs: Sequence[int] = (18, 2
     for crf in progress_bar(crfs, desc=f"{codec} anchor", disable=not progress):
         started = time.perf_counter()
         stream = anchor_encode(video, codec, crf, preset, chroma, tune)
-        scores = metrics.FrameScores(ms_ssim=ms_ssim)
-        for i, frame in enumerate(anchor_decode(stream, video, codec)):
-            scores.add(frame, torch.from_numpy(video.frames[i]))
+        source = video.yuv if planar(video, chroma) else None
+        scores = metrics.FrameScores(ms_ssim=ms_ssim, source=source)
+        planes = anchor_planes(stream, video, codec, chroma) if source is not None else None
+        for i, frame in enumerate(anchor_decode(stream, video, codec, chroma)):
+            scores.add(frame, torch.from_numpy(video.frames[i]), planes=next(planes) if planes else None)
         rows.append({"label": f"{codec} crf {crf}", "value": crf, "bits": 8 * len(stream),
                      "bpp": 8 * len(stream) / video.num_pixels, **_scores(scores.summary()),
                      "seconds": time.perf_counter() - started,
                      "command": shlex.join(["ffmpeg", *anchor_args(video, codec, crf, preset, chroma, tune)])})
     return rows
+
+
+RD_METRICS = {"psnr": "psnr", "psnr_float": "psnr-float", "yuv_psnr": "psnr-yuv", "ms_ssim": "ms-ssim"}
+"""An RD row's metrics by the names CompressAI's results files give them."""
+
+
+def write_rd(curves: Mapping[str, Sequence[Mapping[str, Any]]], folder: str | os.PathLike,
+             description: str = "") -> list[Path]:
+    """Each curve (rows with ``bpp`` and the ``RD_METRICS``) as a results file in CompressAI's format,
+    ``folder/rd/<curve>.json``: ``name``, ``description`` and ``results`` with a list per metric
+    (a metric missing at any point is left out), ``bpp`` first; ``python -m compressai.utils.plot -f
+    folder/rd/*.json`` draws them beside CompressAI's own. Written atomically; returns the paths."""
+    paths = []
+    for name, rows in curves.items():
+        results = {"bpp": [r["bpp"] for r in rows]}
+        for key, metric in RD_METRICS.items():
+            values = [r.get(key) for r in rows]
+            if values and all(isinstance(v, (int, float)) for v in values):
+                results[metric] = values
+        slug = re.sub(r"[^A-Za-z0-9.+-]+", "-", name).strip("-").lower() or "curve"
+        paths.append(write_json(Path(folder) / "rd" / f"{slug}.json",
+                                {"name": name, "description": description, "results": results}))
+    return paths
 
 
 def anchor_label(codec: str, preset: str, chroma: str, tune: str = "none") -> str:

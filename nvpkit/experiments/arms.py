@@ -88,5 +88,8 @@ def check_resumable(cfg: "ExperimentConfig", folders: Sequence[Path]) -> None:
 
 
 def video_record(video: Video) -> dict[str, Any]:
-    """What results.json records of the clip: name, shape ``[T, H, W, 3]`` and content hash."""
-    return {"name": video.name, "shape": list(video.frames.shape), "sha256_16": video_key(video)}
+    """What results.json records of the clip: name, shape ``[T, H, W, 3]``, content hash, the source's
+    colour (``"RGB"`` for an RGB source) and whether YUV PSNR is against its planes."""
+    return {"name": video.name, "shape": list(video.frames.shape), "sha256_16": video_key(video),
+            "colour": video.colour.describe() if video.colour is not None else "RGB",
+            "yuv_psnr_against_source_planes": video.yuv is not None}

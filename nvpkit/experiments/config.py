@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .._checks import check_int, is_int, show
+from .._checks import check_choice, check_int, is_int, show
 from .._device import resolve_device
 from .._files import runs_root
 from ..compress import Compressor
@@ -36,6 +36,7 @@ from .arms import Monitor, train_arm, video_record
 from .cache import BASELINE_KEYS, arm_key
 from .params import parse_fields
 from .results import Results
+from .tensorboard import LOGGERS
 
 if TYPE_CHECKING:
     from ..model import NVP
@@ -114,6 +115,9 @@ class ExperimentConfig:
     where ``<runs>`` is ``$NVPKIT_RUNS`` or ``runs/`` at the project root (``nvpkit.runs_root``)."""
     overwrite: bool = False
     """Allow replacing results in out_dir made with other parameters."""
+    log: str = ""
+    """An extra logger: 'tensorboard' writes the curves, guidance events and final numbers under
+    ``out_dir/tensorboard`` (needs ``pip install "nvpkit[tensorboard]"``); empty: none."""
     allow_code_change: bool = False
     """Resume checkpoints and use cached arms trained by other code (another nvpkit version, an edit
     of a module on the training or compression path, another torch): with a warning, both code
@@ -124,6 +128,7 @@ class ExperimentConfig:
         name = type(self).__name__
         for field in ("num_frames", "downscale", "checkpoint_every"):
             check_int(name, field, getattr(self, field), 1)
+        check_choice(name, "log", self.log, LOGGERS)
         if self.batch != AUTO and not (is_int(self.batch) and self.batch >= 1):
             raise ValueError(f"{name}: batch={self.batch!r} is not allowed; use an int >= 1 or 'auto'")
         if not isinstance(self.seeds, tuple) or not all(is_int(s) for s in self.seeds) \
@@ -171,7 +176,7 @@ class ExperimentConfig:
         """The config as plain JSON values (what results.json and cache keys record)."""
         return json.loads(json.dumps(asdict(self)))
 
-    RUN_CONTROLS: ClassVar[tuple[str, ...]] = ("overwrite", "allow_code_change")
+    RUN_CONTROLS: ClassVar[tuple[str, ...]] = ("overwrite", "allow_code_change", "log")
     """Fields that say how to run, not what: a re-run that differs only in them is the same experiment."""
 
     def load_video(self) -> Video:

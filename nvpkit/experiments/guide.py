@@ -214,7 +214,7 @@ class GuideConfig(ExperimentConfig):
         started = time.perf_counter()
         stream = anchor_encode(clip, settings["codec"], sorted(self.anchor_crfs)[len(self.anchor_crfs) // 2],
                                settings["preset"], settings["chroma"], settings["tune"])
-        for _ in anchor_decode(stream, clip, settings["codec"]):
+        for _ in anchor_decode(stream, clip, settings["codec"], settings["chroma"]):
             pass
         return (time.perf_counter() - started) / clip.num_frames
 

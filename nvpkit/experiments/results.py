@@ -6,7 +6,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .._files import MAX_RESULTS_BYTES, read_json, write_json
+from .._files import MAX_RESULTS_BYTES, read_json, write_csv, write_json
+from ..compress.rd import anchor_label, write_rd
+from .seeds import seed_label
 
 __all__ = ["Results", "MAX_RESULTS_BYTES"]
 
@@ -72,9 +74,29 @@ class Results:
     def out_dir(self) -> Path:
         return Path(self.config["out_dir"])
 
+    def rd_curves(self) -> dict[str, list[dict]]:
+        """Every RD curve of the results by name: each arm's sweep (with several seeds, each seed's,
+        named ``"<arm> · seed <s>"``) and the anchor."""
+        runs = self.per_seed()
+        curves = {(seed_label(arm, run.config["seed"]) if len(runs) > 1 else arm): rows
+                  for run in runs for arm, rows in run.rd.items()}
+        if self.anchor:
+            curves[anchor_label(**self.anchor_settings)] = self.anchor
+        return curves
+
     def save(self, path: str | os.PathLike | None = None) -> Path:
-        """Write results.json (atomically) to ``path``, default ``out_dir/results.json``."""
-        return write_json(path or self.out_dir / "results.json", self.to_dict())
+        """Write results.json (atomically) to ``path``, default ``out_dir/results.json``, and beside it
+        what other tools read: ``table.csv``, ``events.csv`` (guidance events, where there are some)
+        and the RD curves in CompressAI's results format (``rd/<curve>.json``, ``write_rd``)."""
+        path = Path(path or self.out_dir / "results.json")
+        write_csv(path.parent / "table.csv", self.table)
+        if self.events:
+            write_csv(path.parent / "events.csv", self.events)
+        curves = self.rd_curves()
+        if curves:
+            write_rd(curves, path.parent, f"nvpkit {self.kind} experiment on {self.video.get('name')}: bits per pixel "
+                                          "of every bit a decoder reads; PSNR of the decoded uint8 RGB frames")
+        return write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Results":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from .._files import check_out_dir
@@ -19,6 +20,7 @@ from .arms import Monitor, check_resumable
 from .config import ExperimentConfig
 from .planning import check, choose_batch
 from .results import Results
+from .tensorboard import Monitors, TensorBoardLog
 from .seeds import seed_label
 
 __all__ = ["run_experiment"]
@@ -37,6 +39,8 @@ def run_experiment(cfg: ExperimentConfig, live: Monitor | None = None, video: Vi
     check_out_dir(cfg.out_dir, cfg.to_dict(), cfg.overwrite, cfg.RUN_CONTROLS)
     check(cfg, video)  # memory, ranks, encoder options: before the first step, not at the first event
     check_resumable(cfg, [cfg.out_dir, *(cfg.for_seed(s).out_dir for s in cfg.seeds)])
+    board = TensorBoardLog(Path(cfg.out_dir) / "tensorboard") if cfg.log == "tensorboard" else None
+    live = Monitors(live, board) if board is not None else live
     started = time.perf_counter()
     shared = cfg.prepare(video)
     if cfg.seeds:
@@ -44,16 +48,19 @@ def run_experiment(cfg: ExperimentConfig, live: Monitor | None = None, video: Vi
         for seed in cfg.seeds:
             one = cfg.for_seed(seed)
             check_out_dir(one.out_dir, one.to_dict(), cfg.overwrite, cfg.RUN_CONTROLS)
-            runs.append(_code_changes(one.run_seed(video, live, partial(seed_label, seed=seed), shared)))
+            runs.append(_provenance(one.run_seed(video, live, partial(seed_label, seed=seed), shared)))
             runs[-1].save()
             runs[-1].trainers = {}  # memory holds one seed's trainers at a time
             if len(runs) > 1:
                 runs[-1].decoded = {}  # and the first seed's decoded models
         results = _combine(cfg, runs, **shared)
     else:
-        results = _code_changes(cfg.run_seed(video, live, _same, shared))
+        results = _provenance(cfg.run_seed(video, live, _same, shared))
     results.seconds = time.perf_counter() - started
     results.save()
+    if board is not None:
+        board.results(results)
+        board.close()
     return results
 
 
@@ -61,9 +68,9 @@ def _same(arm: str) -> str:
     return arm
 
 
-def _code_changes(results: Results) -> Results:
-    """Set ``provenance["code_changes"]``: per arm resumed (or taken from the cache) across a change of
-    the code that trains it, each change's step and both code versions (empty: none)."""
+def _provenance(results: Results) -> Results:
+    """Complete ``provenance`` with ``code_changes``: per arm resumed (or taken from the cache) across
+    a change of the code that trains it, each change's step and both code versions (empty: none)."""
     results.provenance["code_changes"] = {arm: t.extra["code_changes"] for arm, t in results.trainers.items()
                                           if t.extra.get("code_changes")}
     return results

@@ -33,7 +33,7 @@ import papermill
 
 from .._progress import progress_bar
 from .._checks import check_int
-from .._files import read_json, write_json
+from .._files import read_json, write_csv, write_json
 from .._resources import notebook_path
 from ..experiments import NOTEBOOK_CONFIGS, check_all, parse_list
 from .collect import MAX_RECORD_BYTES, RECORD, SEED_KEYS, collect, sweep_table, varying_keys
@@ -176,7 +176,7 @@ def sweep(notebook: str | os.PathLike, grid: dict[str, Iterable] | list[dict[str
     CPUs (their torch threads too). A failed job is retried ``retries`` times (so it gets
     ``1 + retries`` attempts; Ray's own task retries are off), then reported.
     Returns ``{"done", "skipped", "failed", "records", "table"}``: folder names, failures with
-    their error, and what ``collect``/``sweep_table`` give."""
+    their error, and what ``collect``/``sweep_table`` give; the table is also ``out_dir/sweep.csv``."""
     import ray
 
     path = notebook_path(notebook)
@@ -266,6 +266,9 @@ def sweep(notebook: str | os.PathLike, grid: dict[str, Iterable] | list[dict[str
     for failure in failed:
         print(f"failed after {failure['attempts']} attempts: {failure['name']}\n{failure['error']}\n"
               f"(the partly executed notebook: {failure['notebook']})")
-    return {"done": done, "skipped": skipped, "failed": failed, "records": records, "table": sweep_table(records)}
+    table = sweep_table(records)
+    if table:
+        write_csv(root / "sweep.csv", table)
+    return {"done": done, "skipped": skipped, "failed": failed, "records": records, "table": table}
 
 

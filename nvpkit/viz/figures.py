@@ -2,6 +2,7 @@
 (interactive HTML with plotly.js embedded, plus a PNG drawn with matplotlib, both atomic)."""
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -20,9 +21,24 @@ COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 """The colour of the n-th arm or curve, in every figure."""
 
 
+_DASHES = {"solid": "-", "dot": ":", "dash": "--", "longdash": (0, (8, 3)), "dashdot": "-.",
+           "longdashdot": (0, (8, 3, 1, 3))}
+"""plotly's line dashes as matplotlib's line styles."""
+
+
+def _error(bar) -> list | None:
+    """A plotly error bar's ``[minus, plus]`` arrays for matplotlib, or None where it has none."""
+    if bar is None or bar.visible is False or bar.array is None:
+        return None
+    plus = [0 if v is None else v for v in bar.array]
+    minus = plus if bar.symmetric is not False or bar.arrayminus is None else [0 if v is None else v
+                                                                                  for v in bar.arrayminus]
+    return [minus, plus]
+
+
 def figure_png(fig: go.Figure, path: str | os.PathLike) -> None:
-    """Draw the line, marker and (stacked) bar traces of a plotly figure with matplotlib, one panel
-    per x axis."""
+    """Draw a plotly figure with matplotlib, one panel per x axis: line, marker and (stacked) bar
+    traces, bands, dashed lines and error bars (what nvpkit's figures use)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -44,14 +60,19 @@ def figure_png(fig: go.Figure, path: str | os.PathLike) -> None:
         if trace.fill == "toself":  # a band
             ax.fill(trace.x, trace.y, color=trace.fillcolor or style["color"], alpha=0.2, linewidth=0)
             continue
+        x = [np.nan if v is None else v for v in trace.x]
+        y = [np.nan if v is None else v for v in trace.y]
+        dash = _DASHES.get(trace.line.dash or "solid", "-")
         if trace.mode == "markers":
-            ax.plot(trace.x, trace.y, "o", markersize=5, **style)
+            ax.plot(x, y, "o", markersize=5, **style)
         elif trace.mode == "lines+markers":
-            x = [np.nan if v is None else v for v in trace.x]
-            y = [np.nan if v is None else v for v in trace.y]
-            ax.plot(x, y, "-o", linewidth=2, markersize=4, **style)
+            ax.plot(x, y, marker="o", linestyle=dash, linewidth=2, markersize=4, **style)
         else:
-            ax.plot(trace.x, trace.y, "-", linewidth=1.2, **style)
+            ax.plot(x, y, linestyle=dash, linewidth=1.2, **style)
+        errors = {axis: _error(getattr(trace, f"error_{axis}")) for axis in ("x", "y")}
+        if errors["x"] is not None or errors["y"] is not None:
+            ax.errorbar(x, y, xerr=errors["x"], yerr=errors["y"], fmt="none", ecolor=style["color"], capsize=3,
+                        elinewidth=1)
     for (ax,), name in zip(zip(*axes), axes_names):
         suffix = name[1:]
         layout_x = fig.layout[f"xaxis{suffix}"]
@@ -76,15 +97,31 @@ def figure_png(fig: go.Figure, path: str | os.PathLike) -> None:
     plt.close(plot)
 
 
+PLOTLY_JS = "plotly.min.js"
+"""The one copy of plotly.js a folder's HTML figures share (written beside them)."""
+
+
 def save_figure(fig: go.Figure, folder: str | os.PathLike, name: str) -> list[str]:
-    """Write ``fig`` as ``folder/name.html`` (interactive, offline) and ``folder/name.png``, each
-    atomically; returns the two file names."""
+    """Write ``fig`` as ``folder/name.html`` (interactive, offline: it loads ``PLOTLY_JS`` from the
+    same folder, written once for every figure there) and ``folder/name.png``, each atomically;
+    returns the two file names."""
     folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / PLOTLY_JS
+    if not script.exists() or script.stat().st_size != len(_plotly_js()):
+        with atomic_path(script) as tmp:
+            tmp.write_bytes(_plotly_js())
     with atomic_path(folder / f"{name}.html") as tmp:
-        fig.write_html(tmp, include_plotlyjs=True)
+        fig.write_html(tmp, include_plotlyjs=PLOTLY_JS)
     with atomic_path(folder / f"{name}.png") as tmp:
         figure_png(fig, tmp)
     return [f"{name}.html", f"{name}.png"]
+
+
+@functools.cache
+def _plotly_js() -> bytes:
+    from plotly.offline import get_plotlyjs
+    return get_plotlyjs().encode()
 
 
 def add_band(fig: go.Figure, rows: Sequence[Mapping[str, Any]], metric: str, colour: str, name: str) -> None:

@@ -1,13 +1,23 @@
 """Markdown tables of results: one writer, and the tables of each experiment and of a sweep."""
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
+
+from .._files import write_csv
 
 from ..experiments import Results, aggregate, interval, paired, summary
 
-__all__ = ["markdown_table", "format_table", "format_events", "format_init_table", "format_train_table",
+__all__ = ["save_table", "markdown_table", "format_table", "format_events", "format_init_table", "format_train_table",
            "format_results", "format_sweep_table"]
+
+
+def save_table(rows: Sequence[Mapping[str, Any]], folder: str | os.PathLike, name: str) -> Path:
+    """``rows`` as ``folder/<name>.csv`` (every key a column; written atomically): the table a
+    spreadsheet, pandas or a plotting script reads."""
+    return write_csv(Path(folder) / f"{name}.csv", [dict(r) for r in rows])
 
 
 def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Mapping[str, str],
@@ -29,7 +39,8 @@ _FORMATS = {"bpp": "{:.4f}", "psnr": "{:.2f}", "psnr_float": "{:.2f}", "yuv_psnr
             "tucker_psnr": "{:.2f}", "steps_to_level": "{:,.0f}"}
 
 
-SCORING = ("PSNR and YUV PSNR (BT.709, 6:1:1) of the decoded uint8 frames, as a decoder outputs them; float PSNR: "
+SCORING = ("PSNR and YUV PSNR (6:1:1; against the source planes for a raw .yuv clip, else BT.709 of the RGB frames) "
+           "of the decoded uint8 frames, as a decoder outputs them; float PSNR: "
            "of the unrounded render, the published evaluation. Δ columns use PSNR.")
 """The line under every table of scores that says which PSNR is which."""
 
