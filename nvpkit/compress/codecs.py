@@ -164,12 +164,13 @@ class _PerChannel(Codec):
         """One channel's codes; ``threads``: the decoder's share of the cores."""
         raise NotImplementedError
 
-    def _workers(self, count: int) -> int:
-        return max(1, min(count, os.cpu_count() or 1))
-
     def _decoders(self, count: int) -> int:
         """Channels decoded at once: at most one per core."""
         return max(1, min(count, os.cpu_count() or 1))
+
+    def _workers(self, count: int) -> int:
+        """Channels encoded at once."""
+        return self._decoders(count)
 
     def _stream_bytes(self, shape: Shape) -> int:
         """The raw size of one channel's samples as the encoder takes them: a real stream is smaller."""
