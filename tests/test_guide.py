@@ -37,7 +37,8 @@ def test_guidance_reloads_every_period_and_keeps_the_optimizer(tiny_video):
     assert all(n <= 8 for n in seen["levels"]) and seen["state"] > 0
     assert [id(p) for p in trainer.model.parameters()] == params
     event = guidance.events[0]
-    assert set(event) == {"step", "bits", "bpp", "psnr_before", "psnr_after", "seconds"}
+    assert set(event) == {"step", "bits", "bpp", "psnr_before", "psnr_after", "reason", "seconds"}
+    assert [e["reason"] for e in guidance.events] == ["period", "period"]
     assert event["bpp"] == event["bits"] / tiny_video.num_pixels
     assert all(e["psnr_after"] != e["psnr_before"] for e in guidance.events)
 
@@ -274,6 +275,69 @@ def test_codec_ste_refreshes_the_residual_every_period(tiny_video):
     assert changed == [10, 20, 30]
     assert all(e["psnr_after"] != e["psnr_before"] for e in guidance.events)
     assert "residual" in trainer.extra  # saved with every checkpoint: a resumed run goes on exactly
+
+
+def test_codec_ste_refreshes_exactly_when_the_grids_have_drifted(tiny_video):
+    """With ``drift``, a refresh follows every step after which the grids' relative L2 change since
+    the last refresh exceeds it (tracked here from the parameters alone) and every ``period``."""
+    trainer = trainer_for(tiny_video, steps=40, lr=3e-2)
+    guidance = nvpkit.Guidance(coarse(), 25, tiny_video, mode="codec_ste", probe_pixels=1000, drift=0.5)
+    guidance.attach(trainer)
+    grids = lambda t: [p.detach().clone() for g in t.model.grids().values() for p in g.parameters()]  # noqa: E731
+    reference, expected = grids(trainer), []
+
+    def before(t):  # runs before guidance at each step: would this step refresh?
+        now = grids(t)
+        change = sum((a - b).square().sum() for a, b in zip(now, reference)) ** 0.5
+        size = sum(b.square().sum() for b in reference) ** 0.5
+        if t.step_count < 40 and (t.step_count == 25 or change / size > 0.5):
+            expected.append(t.step_count)
+
+    def after(t):  # a refresh at this step makes the current grids the reference
+        nonlocal reference
+        if guidance.events[-1]["step"] == t.step_count:
+            reference = grids(t)
+
+    trainer.train(callbacks=[before, guidance, after], progress=False)
+    steps = [e["step"] for e in guidance.events]
+    assert steps == [0, *expected] and len(expected) >= 3  # drift refreshes happened, and only those
+    assert {e["reason"] for e in guidance.events[1:]} == {"drift", "period"}
+    assert guidance.events[0]["reason"] == "start"
+
+
+def test_codec_ste_from_a_later_step_trains_plainly_first(tiny_video):
+    plain, later = trainer_for(tiny_video, steps=30), trainer_for(tiny_video, steps=30)
+    plain.train(12, progress=False)
+    guidance = nvpkit.Guidance(coarse(), 7, tiny_video, mode="codec_ste", probe_pixels=1000, codec_from=12)
+    guidance.attach(later)
+    assert "residual" not in later.extra and all(g.residual is None for g in later.model.grids().values())
+    later.train(12, callbacks=[guidance], progress=False)
+    assert later.history["loss"] == plain.history["loss"]  # no codec before step 12
+    later.train(callbacks=[guidance], progress=False)
+    assert [(e["step"], e["reason"]) for e in guidance.events] == [(12, "start"), (19, "period"), (26, "period")]
+    with pytest.raises(ValueError, match="options of mode='codec_ste'"):
+        nvpkit.Guidance(coarse(), 7, tiny_video, mode="reload", drift=0.05)
+    with pytest.raises(ValueError, match="codec_from=1.0 is not allowed"):
+        nvpkit.GuideConfig(mode="codec_ste", codec_from=1.0)
+
+
+def test_codec_ste_with_drift_resumes_exactly(tiny_video, tmp_path):
+    def run(trainer, steps=None):
+        guidance = nvpkit.Guidance(coarse(), 9, tiny_video, mode="codec_ste", probe_pixels=1000, drift=0.3)
+        guidance.attach(trainer)
+        trainer.train(steps, callbacks=[guidance], progress=False)
+        return guidance
+
+    straight = trainer_for(tiny_video, steps=24, lr=3e-2)
+    events = run(straight).events
+    first = trainer_for(tiny_video, steps=24, lr=3e-2)
+    run(first, 11)
+    first.save(tmp_path / "c.pt")
+    resumed = nvpkit.Trainer.load(tmp_path / "c.pt", tiny_video)
+    assert "drift_reference" in resumed.extra
+    later = run(resumed).events
+    assert resumed.history["loss"] == straight.history["loss"]
+    assert [e["step"] for e in later] == [e["step"] for e in events if e["step"] > 11]
 
 
 def _codec_ste(trainer, steps=None):

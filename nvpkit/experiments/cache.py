@@ -27,7 +27,8 @@ __all__ = ["video_key", "arm_key", "BASELINE_KEYS", "GUIDED_KEYS", "baseline", "
 
 BASELINE_KEYS = ("config", "steps", "batch", "lr", "seed", "log_every", "compile")
 """The config fields that determine the no-guidance arm (and the one arm of plain training)."""
-GUIDED_KEYS = (*BASELINE_KEYS, "period", "compressor", "settings", "mode", "reset_optimizer", "probe_pixels")
+GUIDED_KEYS = (*BASELINE_KEYS, "period", "compressor", "settings", "mode", "drift", "codec_from", "reset_optimizer",
+               "probe_pixels")
 """The config fields that determine the guided arm."""
 
 POLL_S = 10.0

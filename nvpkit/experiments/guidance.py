@@ -15,6 +15,10 @@ bpp, PSNR just before and just after (on a fixed random set of pixels), seconds 
   gradient reaches ``θ`` unchanged; the stored values stay ``θ``. ``period = 1`` is the codec in
   every step. An event's PSNR before and after are those of ``θ`` and ``θ + r``. The residual is
   kept in ``trainer.extra`` so it is saved with every checkpoint and a resumed run goes on exactly.
+  CATRF's schedule as options: ``codec_from`` (the step the codec enters: plain training before it,
+  then a refresh at it and every ``period`` steps from it) and ``drift`` (also refresh after any step
+  at which the grids have moved by more than ``drift`` in relative L2 since the last refresh, the
+  reference kept in ``trainer.extra`` as well). Each event records why it happened (``reason``).
 """
 from __future__ import annotations
 
@@ -70,9 +74,17 @@ class Guidance:
     """Trainer callback for compression-guided training (see the module docstring)."""
 
     def __init__(self, compressor: Compressor, period: int, video: Video, *, mode: str = "reload",
-                 reset_optimizer: bool = False, probe_pixels: int = 2**18, seed: int = 0):
+                 reset_optimizer: bool = False, probe_pixels: int = 2**18, seed: int = 0, drift: float = 0.0,
+                 codec_from: int = 0):
         self.period = check_int("Guidance", "period", period, 1)
         self.mode = check_choice("Guidance", "mode", mode, MODES)
+        self.codec_from = check_int("Guidance", "codec_from", codec_from, 0)
+        if isinstance(drift, bool) or not isinstance(drift, (int, float)) or not 0 <= drift < float("inf"):
+            raise ValueError(f"Guidance: drift={drift!r} is not allowed; use a number >= 0 (0: off)")
+        self.drift = float(drift)
+        if (self.drift or self.codec_from) and self.mode != "codec_ste":
+            raise ValueError(f"Guidance: drift={drift!r} and codec_from={codec_from!r} are options of "
+                             f"mode='codec_ste', not of mode={mode!r}")
         self.compressor, self.video, self.reset_optimizer = compressor, video, reset_optimizer
         self.probe_pixels, self.seed = probe_pixels, seed
         self.events: list[dict[str, Any]] = []
@@ -86,8 +98,10 @@ class Guidance:
             if "residual" in trainer.extra:  # from a checkpoint, which loads on the CPU
                 trainer.extra["residual"] = self._fitted(trainer, trainer.extra["residual"])
                 self._set_residual(trainer, trainer.extra["residual"])
-            else:
-                self._event(trainer, self._refresh_residual)
+                if self.drift:
+                    trainer.extra["drift_reference"] = self._fitted(trainer, trainer.extra["drift_reference"])
+            elif trainer.step_count >= self.codec_from:
+                self._event(trainer, self._refresh_residual, "start")
 
     def detach(self, trainer: Trainer) -> None:
         """Undo ``attach``: the grids are read as they are again."""
@@ -121,17 +135,34 @@ class Guidance:
             grid.residual = None if residual is None else residual[name]
 
     def __call__(self, trainer: Trainer) -> None:
-        # no event at the planned last step: the final compression is the run's last round trip
-        if trainer.step_count % self.period or trainer.step_count >= trainer.config.steps:
+        step = trainer.step_count
+        if step >= trainer.config.steps:  # no event at the last step: the final compression follows
             return
-        self.event(trainer)
+        if self.mode == "codec_ste" and "residual" not in trainer.extra:  # the codec enters at codec_from
+            if step >= self.codec_from:
+                self._event(trainer, self._refresh_residual, "start")
+            return
+        if step > self.codec_from and (step - self.codec_from) % self.period == 0:
+            self.event(trainer)
+        elif self.drift and self.drifted(trainer) > self.drift:
+            self.event(trainer, "drift")
 
-    def event(self, trainer: Trainer) -> dict[str, Any]:
+    def event(self, trainer: Trainer, reason: str = "period") -> dict[str, Any]:
         """One guidance event now (what every ``period`` steps do): its record, also in ``events``."""
-        self._event(trainer, self._refresh_residual if self.mode == "codec_ste" else self._reload)
+        self._event(trainer, self._refresh_residual if self.mode == "codec_ste" else self._reload, reason)
         return self.events[-1]
 
-    def _event(self, trainer: Trainer, act: Callable[[Trainer], Compressed]) -> None:
+    @torch.no_grad()
+    def drifted(self, trainer: Trainer) -> float:
+        """The grids' relative L2 change since the last refresh: ``‖θ - θ_ref‖ / ‖θ_ref‖`` over all."""
+        change, size = 0.0, 0.0
+        for name, grid in trainer.model.grids().items():
+            for p, ref in zip(grid.parameters(), trainer.extra["drift_reference"][name]):
+                change += (p.detach() - ref).square().sum().item()
+                size += ref.square().sum().item()
+        return (change / size) ** 0.5 if size > 0 else float("inf")
+
+    def _event(self, trainer: Trainer, act: Callable[[Trainer], Compressed], reason: str = "period") -> None:
         """Measure, ``act`` (returns the round trip's result), measure again, record."""
         started = time.perf_counter()
         if self._probe is None:
@@ -141,7 +172,7 @@ class Guidance:
         result = act(trainer)
         after = self._probe.psnr(trainer.model)
         self.events.append({"step": trainer.step_count, "bits": result.bits()["total"], "bpp": result.bpp(self.video),
-                            "psnr_before": before, "psnr_after": after,
+                            "psnr_before": before, "psnr_after": after, "reason": reason,
                             "seconds": time.perf_counter() - started})
 
     def _reload(self, trainer: Trainer) -> Compressed:
@@ -164,5 +195,8 @@ class Guidance:
             for p, t in zip(grid.parameters(), theta[name]):
                 p.copy_(t)  # the stored values stay θ
         trainer.extra["residual"] = residual
+        if self.drift:
+            trainer.extra["drift_reference"] = {name: [p.detach().clone() for p in grid.parameters()]
+                                                for name, grid in model.grids().items()}
         self._set_residual(trainer, residual)
         return result

@@ -21,7 +21,7 @@ from ..compress import COMPRESSORS, Compressor, container_bits, make_compressor,
 from ..compress.rd import anchor_decode, anchor_encode, check_anchor
 from ..config import NVPConfig
 from ..data import Video
-from ..memory import RESIDUAL_BYTES
+from ..memory import FLOAT32, RESIDUAL_BYTES
 from ..metrics import METRICS
 from ..parts import GRIDS, count_parameters
 from ..provenance import provenance
@@ -61,6 +61,12 @@ class GuideConfig(ExperimentConfig):
     """'reload' (compress and reload every period), 'straight_through' (also 8-bit quantized grids
     in every forward pass) or 'codec_ste' (the codec's reconstruction in every forward pass, the
     gradient straight to the stored grids; see ``Guidance``)."""
+    drift: float = 0.0
+    """codec_ste only: also refresh the residual after any step at which the grids have moved by more
+    than this relative L2 change since the last refresh (CATRF uses 0.05); 0: every ``period`` only."""
+    codec_from: float = 0.0
+    """codec_ste only: the fraction of the steps trained without the codec before it enters (CATRF's
+    pretraining stage); 0: the codec from the first step."""
     reset_optimizer: bool = False
     """Clear AdamW's moments after each reload (by default they are kept, and the schedule goes on)."""
     sweep: tuple = ()
@@ -96,6 +102,13 @@ class GuideConfig(ExperimentConfig):
                              "guidance event would happen before the final compression")
         check_choice("GuideConfig", "compressor", self.compressor, COMPRESSORS)
         check_choice("GuideConfig", "mode", self.mode, MODES)
+        for name, top in (("drift", float("inf")), ("codec_from", 1.0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < top:
+                raise ValueError(f"GuideConfig: {name}={value!r} is not allowed; use a number in [0, {top:g})")
+            if value and self.mode != "codec_ste":
+                raise ValueError(f"GuideConfig: {name}={value!r} is an option of mode='codec_ste', not of "
+                                 f"mode={self.mode!r}")
         self.anchor()  # validates the anchor's settings
         if not isinstance(self.settings, dict) or not all(isinstance(o, dict) for o in self.sweep):
             raise ValueError(f"GuideConfig: settings={self.settings!r}, sweep={self.sweep!r}: give the settings as a "
@@ -163,7 +176,8 @@ class GuideConfig(ExperimentConfig):
     def guidance(self, video: Video) -> Guidance:
         """The guided arm's callback."""
         return Guidance(self.final_compressor(), self.period, video, mode=self.mode,
-                        reset_optimizer=self.reset_optimizer, probe_pixels=self.probe_pixels, seed=self.seed)
+                        reset_optimizer=self.reset_optimizer, probe_pixels=self.probe_pixels, seed=self.seed,
+                        drift=self.drift, codec_from=round(self.codec_from * self.steps))
 
     def timed_trainer(self, video: Video) -> Trainer | None:
         if self.mode == "reload":
@@ -181,20 +195,22 @@ class GuideConfig(ExperimentConfig):
         if self.mode != "codec_ste":
             return {}
         grids = sum(v for k, v in count_parameters(model_config).items() if k in GRIDS)
-        return {"codec residual": RESIDUAL_BYTES * grids}
+        drift = {"drift reference": FLOAT32 * grids} if self.drift else {}
+        return {"codec residual": RESIDUAL_BYTES * grids, **drift}
 
     def stages(self, video: Video, timing: Timing) -> tuple[list[Stage], dict[str, float]]:
         seeds, per_seed = self._per_seed()
         frames = video.num_frames
         final = next(iter(timing.checks.values()))
-        events = (self.steps - 1) // self.period + (self.mode == "codec_ste")  # none at the last; codec_ste's first
+        start = round(self.codec_from * self.steps)  # codec_ste's first refresh; none at the last step
+        events = (self.steps - 1 - start) // self.period + (self.mode == "codec_ste")
         event = timing.event or final
         base_name, guided_name = self.arm_names()
         cached = sum(baseline_path(self.for_seed(s) if self.seeds else self, video).exists() for s in self.seed_list())
         stages = [(base_name, (seeds - cached) * self.steps * timing.step,
                    f"{self.steps:,} steps{per_seed}" + (f" ({cached} cached)" if cached else "")),
                   (guided_name, seeds * (self.steps * (timing.guided_step or timing.step) + events * event),
-                   f"{self.steps:,} steps, {events} events{per_seed}"),
+                   f"{self.steps:,} steps, {events} events{' and drift refreshes' if self.drift else ''}{per_seed}"),
                   ("final compression and evaluation",
                    seeds * 2 * (final + frames * (timing.frame_ms_ssim + timing.frame)),
                    f"2 arms x (round trip + {frames} frames twice){per_seed}")]
