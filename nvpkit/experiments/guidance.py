@@ -155,11 +155,11 @@ class Guidance:
     @torch.no_grad()
     def drifted(self, trainer: Trainer) -> float:
         """The grids' relative L2 change since the last refresh: ``‖θ - θ_ref‖ / ‖θ_ref‖`` over all."""
-        change, size = 0.0, 0.0
-        for name, grid in trainer.model.grids().items():
-            for p, ref in zip(grid.parameters(), trainer.extra["drift_reference"][name]):
-                change += (p.detach() - ref).square().sum().item()
-                size += ref.square().sum().item()
+        pairs = [(p.detach(), ref) for name, grid in trainer.model.grids().items()
+                 for p, ref in zip(grid.parameters(), trainer.extra["drift_reference"][name])]
+        change = torch.stack([(p - ref).square().sum() for p, ref in pairs]).sum()
+        size = torch.stack([ref.square().sum() for _, ref in pairs]).sum()
+        change, size = torch.stack([change, size]).tolist()  # one host sync per step
         return (change / size) ** 0.5 if size > 0 else float("inf")
 
     def _event(self, trainer: Trainer, act: Callable[[Trainer], Compressed], reason: str = "period") -> None:
