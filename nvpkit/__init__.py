@@ -7,7 +7,7 @@ compression-guided training of them, from a notebook.
     print(nvpkit.evaluate(trainer.model, video, write="recon.mp4"))
 
 Layers, each importing only those before it: the core (this package's modules: config, data,
-grids, model, train, rendering, metrics, parts, quantization), ``compress``, ``experiments``,
+grids, model, train, rate, rendering, metrics, parts, quantization), ``compress``, ``experiments``,
 ``viz``, ``sweeps``. ``import nvpkit`` loads torch and the core; the names of the other layers
 below load their layer on first use, so a training script does not pay for the notebook, plotting
 and Ray stacks.
@@ -25,6 +25,7 @@ from .grids import DenseGrid2D, SparseGrid3D
 from .metrics import ms_ssim, psnr
 from .model import NVP
 from .parts import count_parameters
+from .rate import RateTerm
 from .rendering import Evaluation, evaluate, render
 from .train import TrainConfig, Trainer
 
@@ -52,8 +53,8 @@ if TYPE_CHECKING:  # what editors and type checkers see of the names loaded on f
 __all__ = [
     "__version__", "check_outputs", "runs_root", "PRESETS", "GridConfig", "NetworkConfig", "NVPConfig", "SparseGridConfig", "count_parameters",
     "load_config", "size_sparse_grid", "SAMPLES", "Video", "load_video", "video_writer", "write_video",
-    "DenseGrid2D", "SparseGrid3D", "ms_ssim", "psnr", "NVP", "Evaluation", "evaluate", "render", "TrainConfig",
-    "Trainer", *_LAZY, *_HOME,
+    "DenseGrid2D", "SparseGrid3D", "ms_ssim", "psnr", "NVP", "Evaluation", "evaluate", "render", "RateTerm",
+    "TrainConfig", "Trainer", *_LAZY, *_HOME,
 ]
 
 

@@ -8,7 +8,8 @@ values) or per stored value; the codecs' own shapes (padding, factors) are their
 from __future__ import annotations
 
 __all__ = ["FLOAT32", "TRAIN_BYTES", "EVAL_BYTES", "DECODED_BYTES", "CHECKPOINT_BYTES", "RESIDUAL_BYTES",
-           "BIT_CHUNK", "FFMPEG_BYTES", "DECODER_FRAMES", "clip_on_device", "code_bytes"]
+           "RATE_BYTES", "RATE_SAMPLE_BYTES", "BIT_CHUNK", "FFMPEG_BYTES", "DECODER_FRAMES", "clip_on_device",
+           "code_bytes"]
 
 FLOAT32 = 4
 """Bytes of one float32 value: a parameter, a decoded value."""
@@ -23,6 +24,13 @@ CHECKPOINT_BYTES = 12
 RESIDUAL_BYTES = 2 * FLOAT32
 """Bytes per grid value of codec-in-the-loop training (``codec_ste``): the codec's residual kept
 between round trips and the step's copy of the grids it is added to."""
+RATE_BYTES = {"tv": 8 * FLOAT32, "entropy": 4 * FLOAT32}
+"""Bytes per grid value of a rate term (``nvpkit.rate``) in a step: the values in quantization steps
+and their gradient, plus, for ``tv``, the differences along each axis and theirs; for ``entropy``,
+each grid's values joined into one vector and its gradient."""
+RATE_SAMPLE_BYTES = 128 * FLOAT32
+"""Bytes per value the entropy estimator draws: its density's layers at both ends of the value's
+interval, kept for the backward pass, and their gradients."""
 BIT_CHUNK = 2**16
 """Values packed or unpacked at a time by bit packing (a multiple of 8: every chunk is whole bytes)."""
 FFMPEG_BYTES = 64 * 2**20

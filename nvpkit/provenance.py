@@ -30,9 +30,10 @@ __all__ = ["git_commit", "source_hash", "numeric_hash", "code_version", "numeric
 
 _PACKAGE = Path(__file__).resolve().parent
 NUMERIC_SOURCES = ("config.py", "data.py", "grids.py", "model.py", "_kernels.py", "parts.py", "quantization.py",
-                   "train.py", "compress/*.py", "experiments/guidance.py", "experiments/initialize.py")
+                   "rate.py", "train.py", "compress/*.py", "experiments/guidance.py", "experiments/initialize.py")
 """The package's modules (globs relative to it) on the training and compression path: the model,
-its kernels, the training loop, the clip's loading, the codecs, guidance and Tucker initialisation."""
+its kernels, the training loop and its rate term, the clip's loading, the codecs, guidance and
+Tucker initialisation."""
 
 
 @functools.cache

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["quantize", "dequantize", "fake_quantize"]
+__all__ = ["quantize", "dequantize", "fake_quantize", "in_steps"]
 
 
 def _work_dtype(bits: int) -> torch.dtype:
@@ -50,3 +50,12 @@ def fake_quantize(x: torch.Tensor, bits: int, dims: tuple[int, ...]) -> torch.Te
     pass (straight-through estimator)."""
     codes, lo, hi = quantize(x, bits, dims)
     return x + (dequantize(codes, lo, hi, bits) - x).detach()
+
+
+def in_steps(x: torch.Tensor, bits: int, dims: tuple[int, ...]) -> torch.Tensor:
+    """``x`` in units of ``quantize``'s step over ``dims`` (``(x - lo) / (hi - lo) * (2**bits - 1)``,
+    so the codes are these values rounded), differentiable in ``x`` with the range held fixed: what
+    a codec sees of ``x``, for an estimate of its rate."""
+    lo, hi = x.detach().amin(dims, keepdim=True), x.detach().amax(dims, keepdim=True)
+    span = hi - lo
+    return (x - lo) * ((2**bits - 1) / torch.where(span > 0, span, torch.ones_like(span)))

@@ -9,6 +9,7 @@ import torch
 import nvpkit
 from nvpkit.compress import Compressor, Quantize
 from nvpkit.experiments import Results
+from nvpkit.experiments.cache import GUIDED_KEYS, arm_key
 from nvpkit.quantization import fake_quantize
 
 
@@ -96,6 +97,9 @@ def test_probe_over_all_pixels_is_the_mse_psnr(tiny_video):
     ({"period": 0}, "period=0 is not allowed"), ({"period": 50, "steps": 50}, "smaller than steps"),
     ({"compressor": "gzip"}, "compressor='gzip'"), ({"settings": {"crf": 99}}, "crf=99"),
     ({"mode": "always"}, "mode='always'"), ({"batch": -1}, "batch=-1 is not allowed"),
+    ({"rate_weight": -1e-4}, "rate_weight=-0.0001"), ({"rate_weight": float("inf")}, "rate_weight=inf"),
+    ({"rate_weight": True}, "rate_weight=True"), ({"rate_estimator": "l1"}, "rate_estimator='l1'"),
+    ({"mode": "none"}, "mode='none' with rate_weight=0"),
 ])
 def test_bad_guide_config(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -392,3 +396,46 @@ def test_tensorboard_logs_the_curves_events_and_final_numbers(tmp_path):
     assert sorted(board.Tags()["tensors"]) == sorted(f"rd/{name}/text_summary" for name in results.rd_curves())
     with pytest.raises(ValueError, match="log='json' is not allowed"):
         nvpkit.GuideConfig(log="json")
+
+
+@pytest.mark.parametrize("mode", ["reload", "straight_through", "codec_ste"])
+def test_rate_weight_zero_leaves_every_mode_as_it_was(mode, tiny_video):
+    """λ = 0: no rate term, the guided arm's key and training as without the rate fields; λ > 0
+    changes both (so the comparison can fail)."""
+    def train(cfg):
+        trainer = trainer_for(tiny_video, steps=16)
+        guidance = cfg.guidance(tiny_video)
+        guidance.compressor = coarse()
+        guidance.attach(trainer)
+        trainer.train(callbacks=[guidance], progress=False)
+        return trainer
+
+    common = dict(mode=mode, steps=16, period=6, probe_pixels=1000)
+    off, on = nvpkit.GuideConfig(**common), nvpkit.GuideConfig(**common, rate_weight=1e-3)
+    assert off.guided_keys() == GUIDED_KEYS and off.guidance(tiny_video).rate is None
+    assert arm_key(off, tiny_video, off.guided_keys()) != arm_key(on, tiny_video, on.guided_keys())
+    before = trainer_for(tiny_video, steps=16)
+    guidance = nvpkit.Guidance(coarse(), 6, tiny_video, mode=mode, probe_pixels=1000)  # no rate argument at all
+    guidance.attach(before)
+    before.train(callbacks=[guidance], progress=False)
+    assert train(off).history["loss"] == before.history["loss"]
+    assert train(on).history["loss"] != before.history["loss"]
+
+
+def test_mode_none_trains_with_the_rate_term_alone(tiny_video):
+    cfg = nvpkit.GuideConfig(mode="none", rate_weight=1e-3, rate_estimator="entropy", steps=20, period=50)
+    assert cfg.arm_names() == ["no guidance", "rate term (entropy, λ=0.001)"]
+    assert nvpkit.GuideConfig(rate_weight=1e-3).arm_names()[1] == "hevc guidance + rate term (tv, λ=0.001)"
+    plain, rated = trainer_for(tiny_video, steps=20), trainer_for(tiny_video, steps=20)
+    plain.train(progress=False)
+    guidance = cfg.guidance(tiny_video)
+    guidance.attach(rated)
+    seen = []
+    rated.train(callbacks=[guidance, lambda t: seen.append(t.regularizer)], progress=False)
+    guidance.detach(rated)
+    assert guidance.events == [] and all(r is guidance.rate for r in seen) and rated.regularizer is None
+    assert rated.history["loss"] != plain.history["loss"] and "rate" in rated.extra
+    with pytest.raises(ValueError, match="mode='none' has no events"):
+        guidance.event(rated)
+    with pytest.raises(ValueError, match="without a rate term"):
+        nvpkit.Guidance(coarse(), 5, tiny_video, mode="none")

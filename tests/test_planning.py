@@ -66,6 +66,11 @@ def test_memory_needed_follows_the_arms_the_seeds_and_the_mode(tiny_video):
     ste = planning.memory_needed(GuideConfig(num_frames=8, downscale=8, device="cpu", mode="codec_ste"), tiny_video)
     grids = sum(v for k, v in count_parameters(GuideConfig().model_config(tiny_video)).items() if k in nvpkit.parts.GRIDS)
     assert ste["host"]["codec residual"] == 8 * grids and "codec residual" not in two  # the residual and a copy
+    tv = planning.memory_needed(GuideConfig(num_frames=8, downscale=8, device="cpu", rate_weight=1e-4), tiny_video)
+    entropy = planning.memory_needed(GuideConfig(num_frames=8, downscale=8, device="cpu", rate_weight=1e-4,
+                                                 rate_estimator="entropy"), tiny_video)
+    assert tv["host"]["rate term (tv)"] == 32 * grids and not any(k.startswith("rate") for k in two)
+    assert entropy["host"]["rate term (entropy)"] == 16 * grids + 4 * 2**14 * 512  # 4 grids' draws
     four = planning.memory_needed(GuideConfig(num_frames=8, downscale=8, device="cpu", compressor="quantize",
                                               settings={"bits": 4}), tiny_video)["host"]["compression"]
     eight = planning.memory_needed(GuideConfig(num_frames=8, downscale=8, device="cpu", compressor="quantize",

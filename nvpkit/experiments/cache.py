@@ -23,13 +23,16 @@ if TYPE_CHECKING:
     from .config import ExperimentConfig
     from .guide import GuideConfig
 
-__all__ = ["video_key", "arm_key", "BASELINE_KEYS", "GUIDED_KEYS", "baseline", "baseline_path"]
+__all__ = ["video_key", "arm_key", "BASELINE_KEYS", "GUIDED_KEYS", "RATE_KEYS", "baseline", "baseline_path"]
 
 BASELINE_KEYS = ("config", "steps", "batch", "lr", "seed", "log_every", "compile")
 """The config fields that determine the no-guidance arm (and the one arm of plain training)."""
 GUIDED_KEYS = (*BASELINE_KEYS, "period", "compressor", "settings", "mode", "drift", "codec_from", "reset_optimizer",
                "probe_pixels")
 """The config fields that determine the guided arm."""
+RATE_KEYS = ("rate_weight", "rate_estimator")
+"""The fields of the rate term, which join the guided arm's key only when it has one (runs without
+keep their keys)."""
 
 POLL_S = 10.0
 """Seconds between looks at the cache while another run trains the no-guidance arm."""

@@ -19,6 +19,10 @@ bpp, PSNR just before and just after (on a fixed random set of pixels), seconds 
   then a refresh at it and every ``period`` steps from it) and ``drift`` (also refresh after any step
   at which the grids have moved by more than ``drift`` in relative L2 since the last refresh, the
   reference kept in ``trainer.extra`` as well). Each event records why it happened (``reason``).
+- ``none``: no round trips; with a rate term, the only difference from plain training.
+
+In every mode a ``rate`` term (``nvpkit.rate.RateTerm``) can be added to the loss: an estimate of
+what the codec will spend on the grids, which the round trips alone do not reward.
 """
 from __future__ import annotations
 
@@ -34,12 +38,13 @@ from ..data import Video
 from ..metrics import psnr_from_mse
 from ..model import NVP
 from ..parts import GRIDS
+from ..rate import RateTerm
 from ..rendering import chunk_for
 from ..train import PixelSampler, Trainer
 
 __all__ = ["Guidance", "PixelProbe", "MODES"]
 
-MODES = ("reload", "straight_through", "codec_ste")
+MODES = ("reload", "straight_through", "codec_ste", "none")
 
 
 class PixelProbe:
@@ -75,7 +80,7 @@ class Guidance:
 
     def __init__(self, compressor: Compressor, period: int, video: Video, *, mode: str = "reload",
                  reset_optimizer: bool = False, probe_pixels: int = 2**18, seed: int = 0, drift: float = 0.0,
-                 codec_from: int = 0):
+                 codec_from: int = 0, rate: RateTerm | None = None):
         self.period = check_int("Guidance", "period", period, 1)
         self.mode = check_choice("Guidance", "mode", mode, MODES)
         self.codec_from = check_int("Guidance", "codec_from", codec_from, 0)
@@ -85,14 +90,18 @@ class Guidance:
         if (self.drift or self.codec_from) and self.mode != "codec_ste":
             raise ValueError(f"Guidance: drift={drift!r} and codec_from={codec_from!r} are options of "
                              f"mode='codec_ste', not of mode={mode!r}")
-        self.compressor, self.video, self.reset_optimizer = compressor, video, reset_optimizer
+        if self.mode == "none" and rate is None:
+            raise ValueError("Guidance: mode='none' without a rate term is plain training; give rate=RateTerm(...)")
+        self.compressor, self.video, self.reset_optimizer, self.rate = compressor, video, reset_optimizer, rate
         self.probe_pixels, self.seed = probe_pixels, seed
         self.events: list[dict[str, Any]] = []
         self._probe: PixelProbe | None = None
 
     def attach(self, trainer: Trainer) -> None:
         """Prepare a trainer: straight-through quantization of its grids, or their codec residual
-        (restored from a checkpoint, or computed now)."""
+        (restored from a checkpoint, or computed now), and the rate term."""
+        if self.rate is not None:
+            self.rate.attach(trainer)
         self._fake_quant(trainer, 8 if self.mode == "straight_through" else None)
         if self.mode == "codec_ste":
             if "residual" in trainer.extra:  # from a checkpoint, which loads on the CPU
@@ -104,7 +113,9 @@ class Guidance:
                 self._event(trainer, self._refresh_residual, "start")
 
     def detach(self, trainer: Trainer) -> None:
-        """Undo ``attach``: the grids are read as they are again."""
+        """Undo ``attach``: the grids are read as they are again, the loss is the MSE again."""
+        if self.rate is not None:
+            self.rate.detach(trainer)
         self._fake_quant(trainer, None)
         self._set_residual(trainer, None)
 
@@ -136,7 +147,7 @@ class Guidance:
 
     def __call__(self, trainer: Trainer) -> None:
         step = trainer.step_count
-        if step >= trainer.config.steps:  # no event at the last step: the final compression follows
+        if step >= trainer.config.steps or self.mode == "none":  # the final compression follows the last step
             return
         if self.mode == "codec_ste" and "residual" not in trainer.extra:  # the codec enters at codec_from
             if step >= self.codec_from:
@@ -149,6 +160,8 @@ class Guidance:
 
     def event(self, trainer: Trainer, reason: str = "period") -> dict[str, Any]:
         """One guidance event now (what every ``period`` steps do): its record, also in ``events``."""
+        if self.mode == "none":
+            raise ValueError("Guidance: mode='none' has no events")
         self._event(trainer, self._refresh_residual if self.mode == "codec_ste" else self._reload, reason)
         return self.events[-1]
 

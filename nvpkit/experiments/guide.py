@@ -21,15 +21,16 @@ from ..compress import COMPRESSORS, Compressor, container_bits, make_compressor,
 from ..compress.rd import anchor_decode, anchor_encode, check_anchor
 from ..config import NVPConfig
 from ..data import Video
-from ..memory import FLOAT32, RESIDUAL_BYTES
+from ..memory import FLOAT32, RATE_BYTES, RATE_SAMPLE_BYTES, RESIDUAL_BYTES
 from ..metrics import METRICS
 from ..parts import GRIDS, count_parameters
 from ..provenance import provenance
+from ..rate import ESTIMATORS, RateTerm
 from ..rendering import evaluate
 from ..train import Checkpoint, Trainer
 from .arms import Monitor, train_arm, video_record
 from .bd import bd_metrics
-from .cache import GUIDED_KEYS, arm_key, baseline, baseline_path
+from .cache import GUIDED_KEYS, RATE_KEYS, arm_key, baseline, baseline_path
 from .config import ExperimentConfig, Stage, Timing
 from .guidance import MODES, Guidance
 from .params import parse_fields, parse_list, parse_setting
@@ -59,8 +60,16 @@ class GuideConfig(ExperimentConfig):
     """Keyword settings of the compressor preset (crf, qscale, framerate, preset; ranks, storage)."""
     mode: str = "reload"
     """'reload' (compress and reload every period), 'straight_through' (also 8-bit quantized grids
-    in every forward pass) or 'codec_ste' (the codec's reconstruction in every forward pass, the
-    gradient straight to the stored grids; see ``Guidance``)."""
+    in every forward pass), 'codec_ste' (the codec's reconstruction in every forward pass, the
+    gradient straight to the stored grids; see ``Guidance``) or 'none' (no round trips: the rate
+    term alone, which then needs ``rate_weight > 0``)."""
+    rate_weight: float = 0.0
+    """λ of the rate term: the guided arm trains on MSE + λ x an estimate of the codec's rate on the
+    grids (per grid value, in 8-bit quantization steps; see ``nvpkit.rate``), in any mode. 0: no
+    rate term."""
+    rate_estimator: str = "tv"
+    """The rate estimate: 'tv' (total variation in each codec's reading order) or 'entropy' (bits
+    under a learned factorized density, fitted by its own optimizer)."""
     drift: float = 0.0
     """codec_ste only: also refresh the residual after any step at which the grids have moved by more
     than this relative L2 change since the last refresh (CATRF uses 0.05); 0: every ``period`` only."""
@@ -97,11 +106,18 @@ class GuideConfig(ExperimentConfig):
         super().__post_init__()
         for name in ("period", "probe_pixels"):
             check_int("GuideConfig", name, getattr(self, name), 1)
-        if self.period >= self.steps:
+        check_choice("GuideConfig", "mode", self.mode, MODES)
+        check_choice("GuideConfig", "rate_estimator", self.rate_estimator, ESTIMATORS)
+        weight = self.rate_weight
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < float("inf"):
+            raise ValueError(f"GuideConfig: rate_weight={weight!r} is not allowed; use a number >= 0 (0: no rate term)")
+        if self.mode == "none" and not weight:
+            raise ValueError("GuideConfig: mode='none' with rate_weight=0 trains the guided arm as the no-guidance "
+                             "one; give rate_weight > 0 (in a sweep, leave this combination out of the grid)")
+        if self.period >= self.steps and self.mode != "none":
             raise ValueError(f"GuideConfig: period={self.period} must be smaller than steps={self.steps}: no "
                              "guidance event would happen before the final compression")
         check_choice("GuideConfig", "compressor", self.compressor, COMPRESSORS)
-        check_choice("GuideConfig", "mode", self.mode, MODES)
         for name, top in (("drift", float("inf")), ("codec_from", 1.0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < top:
@@ -159,7 +175,18 @@ class GuideConfig(ExperimentConfig):
         return f"{self.compressor}_guide"
 
     def arm_names(self) -> list[str]:
-        return ["no guidance", f"{self.compressor} guidance"]
+        rate = f"rate term ({self.rate_estimator}, λ={self.rate_weight:g})"
+        if self.mode == "none":
+            return ["no guidance", rate]
+        return ["no guidance", f"{self.compressor} guidance" + (f" + {rate}" if self.rate_weight else "")]
+
+    def guided_keys(self) -> tuple[str, ...]:
+        """The config fields that determine the guided arm (its cache and checkpoint key)."""
+        return GUIDED_KEYS + (RATE_KEYS if self.rate_weight else ())
+
+    def rate_term(self) -> RateTerm | None:
+        """The guided arm's rate term (None when ``rate_weight`` is 0)."""
+        return RateTerm(self.rate_estimator, self.rate_weight, seed=self.seed) if self.rate_weight else None
 
     def decoded_models(self) -> int:
         return 4 if len(self.seed_list()) > 1 else 2  # both arms' (and the first seed's, with several seeds)
@@ -177,33 +204,41 @@ class GuideConfig(ExperimentConfig):
         """The guided arm's callback."""
         return Guidance(self.final_compressor(), self.period, video, mode=self.mode,
                         reset_optimizer=self.reset_optimizer, probe_pixels=self.probe_pixels, seed=self.seed,
-                        drift=self.drift, codec_from=round(self.codec_from * self.steps))
+                        drift=self.drift, codec_from=round(self.codec_from * self.steps), rate=self.rate_term())
 
     def timed_trainer(self, video: Video) -> Trainer | None:
-        if self.mode == "reload":
+        if self.mode == "reload" and not self.rate_weight:
             return None
         trainer = self.new_trainer(video)
         self.guidance(video).attach(trainer)  # the quantized grids (straight_through) or the residual (codec_ste)
         return trainer
 
     def time_event(self, trainer: Trainer, video: Video) -> float:
+        if self.mode == "none":
+            return 0.0
         started = time.perf_counter()
         self.guidance(video).event(trainer)
         return time.perf_counter() - started
 
     def training_memory(self, model_config: NVPConfig) -> dict[str, int]:
-        if self.mode != "codec_ste":
-            return {}
         grids = sum(v for k, v in count_parameters(model_config).items() if k in GRIDS)
-        drift = {"drift reference": FLOAT32 * grids} if self.drift else {}
-        return {"codec residual": RESIDUAL_BYTES * grids, **drift}
+        found = {}
+        if self.mode == "codec_ste":
+            found["codec residual"] = RESIDUAL_BYTES * grids
+            if self.drift:
+                found["drift reference"] = FLOAT32 * grids
+        if self.rate_weight:
+            term = self.rate_term()
+            draws = len(GRIDS) * term.samples * RATE_SAMPLE_BYTES if self.rate_estimator == "entropy" else 0
+            found[f"rate term ({self.rate_estimator})"] = RATE_BYTES[self.rate_estimator] * grids + draws
+        return found
 
     def stages(self, video: Video, timing: Timing) -> tuple[list[Stage], dict[str, float]]:
         seeds, per_seed = self._per_seed()
         frames = video.num_frames
         final = next(iter(timing.checks.values()))
         start = round(self.codec_from * self.steps)  # codec_ste's first refresh; none at the last step
-        events = (self.steps - 1 - start) // self.period + (self.mode == "codec_ste")
+        events = 0 if self.mode == "none" else (self.steps - 1 - start) // self.period + (self.mode == "codec_ste")
         event = timing.event or final
         base_name, guided_name = self.arm_names()
         cached = sum(baseline_path(self.for_seed(s) if self.seeds else self, video).exists() for s in self.seed_list())
@@ -254,7 +289,7 @@ class GuideConfig(ExperimentConfig):
         guidance = self.guidance(video)
         guided = train_arm(self, video, label(guided_name), live=live, guidance=guidance,
                            checkpoint=Checkpoint(out / "guided.pt", self.checkpoint_every),
-                           key=arm_key(self, video, GUIDED_KEYS))
+                           key=arm_key(self, video, self.guided_keys()))
         base, base_path = found or baseline(self, video, label(base_name), out, train_baseline, wait=True)
         if live is not None:
             live.update(label(base_name), base.history)

@@ -73,7 +73,7 @@ SEED_KEYS = ("seed", "seeds")
 NUMBERS = ("bpp", "psnr", "psnr_float", "yuv_psnr", "delta_bpp", "delta_psnr", "bd_rate", "bd_psnr", "bd_rate_pchip",
            "bd_psnr_pchip", "train_seconds")
 """The numbers of a sweep table's rows."""
-PAIRED = ("delta_bpp", "delta_psnr", "bd_rate", "bd_rate_pchip")
+PAIRED = ("delta_bpp", "delta_psnr", "bd_rate", "bd_psnr", "bd_rate_pchip", "bd_psnr_pchip")
 """The numbers that compare an arm with the no-guidance arm of the same seed: they get 95% intervals."""
 
 

@@ -40,8 +40,8 @@ from .collect import MAX_RECORD_BYTES, RECORD, SEED_KEYS, collect, sweep_table, 
 
 __all__ = ["sweep", "parse_grid", "parse_compare", "combinations", "notebook_grid", "forwarded", "SWEEP_PARAMETERS"]
 
-SWEEP_PARAMETERS = ("notebook", "datasets", "periods", "compressors", "modes", "seeds", "compare", "address",
-                    "num_cpus", "cpus_per_job", "out_dir")
+SWEEP_PARAMETERS = ("notebook", "datasets", "periods", "compressors", "modes", "rate_weights", "rate_estimators",
+                    "seeds", "compare", "address", "num_cpus", "cpus_per_job", "out_dir")
 """The sweep notebook's own parameters: never forwarded to the jobs."""
 
 
