@@ -15,7 +15,7 @@ import ray
 
 import nvpkit
 from nvpkit.experiments import Results
-from nvpkit.sweeps import Record, bd_by_video, collect, combinations, rd_by_video
+from nvpkit.sweeps import Record, bd_by_video, collect, combinations, rd_along, rd_by_video
 
 NOTEBOOK = [
     ("parameters", 'x = 1\ny = 1\nfail = ""\nout_dir = "out"'),
@@ -199,6 +199,27 @@ def test_a_seed_axis_is_aggregated_to_one_row_per_video_and_arm(tmp_path):
     mean = [t for t in bd_by_video(records).data if t.name == "jockey"][0]
     assert list(mean.y) == [-3.0] and list(mean.error_y.array) == pytest.approx([2 ** 0.5])
     assert set(nvpkit.save_figures(records, tmp_path)) == {"rd_jockey", "rd_beauty", "bd_rate", "psnr_by_step"}
+
+
+def test_an_rd_curve_along_the_rate_weight_per_mode(tmp_path):
+    def job(mode, weight, seed, gain):
+        record = seeded(fake_record(f"{mode}{weight}{seed}", "hevc", 10, 30.0 + seed, gain, -1.0), seed, "jockey")
+        record.parameters.update(mode=mode, rate_weight=weight)
+        record.results.table[1]["bpp"] = 1.9 - weight * 1000  # a larger λ, fewer bits
+        return record
+
+    records = [job(mode, weight, seed, gain + seed / 10) for mode, weight, gain in (
+        ("reload", 0, 0.5), ("reload", 1e-4, 0.2), ("reload", 3e-5, 0.4), ("none", 1e-4, -0.3)) for seed in (0, 1)]
+    fig = rd_along(records, "rate_weight")["jockey"]
+    curves = {t.name: t for t in fig.data if t.fill != "toself"}
+    assert set(curves) == {"mode=reload", "mode=none", "no guidance (setting sweep)"}
+    reload = curves["mode=reload"]
+    assert list(reload.text) == ["0", "3e-05", "0.0001"]  # in the order of λ
+    assert list(reload.x) == pytest.approx([1.9, 1.87, 1.8])
+    assert list(reload.y) == pytest.approx([30.55 + 0.5, 30.55 + 0.4, 30.55 + 0.2])  # the seeds' means
+    assert list(reload.error_y.array) == pytest.approx([1.1 / 2 ** 0.5] * 3)  # the std of 30 + g and 31.1 + g
+    assert list(curves["no guidance (setting sweep)"].y) == pytest.approx([31.5, 32.5, 33.5])  # 30 + bpp and 31 + bpp
+    assert "rd_along_rate_weight_jockey" in nvpkit.save_figures(records, tmp_path)
 
 
 T_975_DF1 = 12.706204736174707

@@ -165,17 +165,19 @@ def test_cuda_training_matches_cpu_closely(tiny_video):
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("lookup,mode", [("gather", None), ("sample", None), ("gather", "straight_through"),
-                                         ("gather", "codec_ste")])
+                                         ("gather", "codec_ste"), ("gather", "tv"), ("gather", "entropy")])
 def test_cuda_steps_never_wait_for_the_host(tiny_video, lookup, mode):
     """Between logs a CUDA step queues work without a host sync (batches drawn on the device, the
     loss kept there, nothing read back), in every guidance mode between its events: any
-    synchronising call raises in this mode."""
+    synchronising call raises in this mode; with either rate term (``tv``, ``entropy``) too."""
     trainer = make(tiny_video, steps=10, log_every=10, device="cuda")
     for plane in (trainer.model.xy, trainer.model.xt, trainer.model.yt):
         plane.lookup = lookup
     if mode is not None:
         quantize = nvpkit.make_compressor("quantize", bits=6)
-        nvpkit.Guidance(quantize, 100, tiny_video, mode=mode, probe_pixels=1000).attach(trainer)
+        rate = nvpkit.RateTerm(mode, 1e-4) if mode in ("tv", "entropy") else None
+        nvpkit.Guidance(quantize, 100, tiny_video, mode="none" if rate else mode, probe_pixels=1000,
+                        rate=rate).attach(trainer)
     trainer.step()  # first-call set-up may sync
     torch.cuda.set_sync_debug_mode("error")
     try:
@@ -183,6 +185,23 @@ def test_cuda_steps_never_wait_for_the_host(tiny_video, lookup, mode):
             trainer.step()
     finally:
         torch.cuda.set_sync_debug_mode("default")
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_cuda_checkpoint_of_the_entropy_estimator_resumes_on_the_cpu(tiny_video, tmp_path):
+    trainer = make(tiny_video, steps=10, device="cuda")
+    rate = nvpkit.RateTerm("entropy", 1e-4)
+    rate.attach(trainer)
+    trainer.train(5, progress=False)
+    trainer.save(tmp_path / "c.pt")
+    resumed = nvpkit.Trainer.load(tmp_path / "c.pt", tiny_video, device="cpu")
+    again = nvpkit.RateTerm("entropy", 1e-4)
+    again.attach(resumed)
+    for a, b in zip(rate.densities.parameters(), again.densities.parameters()):
+        assert b.device.type == "cpu" and torch.equal(a.cpu(), b)
+    resumed.train(progress=False)
+    assert resumed.step_count == 10
 
 
 def test_cpu_trainer_keeps_freed_memory_on_glibc(tiny_video):

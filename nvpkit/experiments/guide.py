@@ -210,7 +210,7 @@ class GuideConfig(ExperimentConfig):
         if self.mode == "reload" and not self.rate_weight:
             return None
         trainer = self.new_trainer(video)
-        self.guidance(video).attach(trainer)  # the quantized grids (straight_through) or the residual (codec_ste)
+        self.guidance(video).attach(trainer)  # quantized grids, the codec residual and/or the rate term
         return trainer
 
     def time_event(self, trainer: Trainer, video: Video) -> float:

@@ -1,5 +1,6 @@
-"""A sweep's figures: RD curves per video with and without guidance, BD-rate per video and on
-average, and training PSNR against step."""
+"""A sweep's figures: RD curves per video with and without guidance, the guided arms' points along
+an axis (the rate weight λ: an RD curve per mode), BD-rate per video and on average, and training
+PSNR against step."""
 from __future__ import annotations
 
 import json
@@ -12,9 +13,12 @@ import plotly.graph_objects as go
 from ..compress import anchor_label
 from ..experiments import Results, mean_curve, summary
 from ..viz import COLOURS, add_band, save_figure
-from .collect import SEED_KEYS, Record, setting_label, varying, video_name
+from .collect import SEED_KEYS, Record, seed_rows, setting_label, varying, video_name
 
-__all__ = ["rd_by_video", "bd_by_video", "psnr_by_step", "save_figures"]
+__all__ = ["rd_by_video", "rd_along", "bd_by_video", "psnr_by_step", "save_figures", "CURVE_AXES"]
+
+CURVE_AXES = ("rate_weight",)
+"""Parameters whose values trace an RD curve of their own (``rd_along``) when a sweep varies them."""
 
 
 def _first_arm_labels(records: list[Record], curve) -> dict[str, str]:
@@ -94,6 +98,48 @@ def rd_by_video(records: list[Record]) -> dict[str, go.Figure]:
     return figures
 
 
+def rd_along(records: list[Record], axis: str) -> dict[str, go.Figure]:
+    """Per video, each guided setting's final compression (bpp and PSNR at the final compressor's
+    own setting) at every value of ``axis``, joined in the axis' order: one curve per combination of
+    the other parameters (with ``rate_weight``, an RD curve per mode), each point the mean over
+    seeds with ± one standard deviation in both; the no-guidance arm's setting sweep (mean over
+    seeds) and the anchor beside them."""
+    rows = seed_rows(records)
+    keys = [k for k in varying(records) if k not in (*SEED_KEYS, axis)]
+    means = {video_name(r): r for r in _mean_records(records)}  # one record per video: its baseline and anchor
+    figures: dict[str, go.Figure] = {}
+    for video in dict.fromkeys(r["video"] for r in rows):
+        fig = figures[video] = go.Figure(layout=dict(
+            title=f"{video}: final compression along {axis}", template="plotly_white",
+            xaxis_title="bits per pixel", yaxis_title="PSNR (dB)"))
+        first = means[video].results
+        base_name, base = next(iter(first.rd.items()), ("no guidance", []))
+        base = sorted(base, key=lambda p: p["bpp"])
+        add_band(fig, base, "psnr", "#7f7f7f", base_name)
+        fig.add_scatter(x=[p["bpp"] for p in base], y=[p["psnr"] for p in base], mode="lines+markers",
+                        name=f"{base_name} (setting sweep)", line=dict(color="#7f7f7f", dash="dash"))
+        curves: dict[tuple, dict[Any, list[dict]]] = {}
+        for row in (r for r in rows if r["video"] == video and r["guided"]):
+            curves.setdefault(tuple(row[k] for k in keys), {}).setdefault(row[axis], []).append(row)
+        for i, (other, points) in enumerate(curves.items()):
+            values = sorted(points, key=lambda v: (float(v) if isinstance(v, (int, float)) else str(v)))
+            bpp = [summary(r["bpp"] for r in points[v]) for v in values]
+            psnr = [summary(r["psnr"] for r in points[v]) for v in values]
+            fig.add_scatter(
+                x=[b["mean"] for b in bpp], y=[q["mean"] for q in psnr], mode="lines+markers+text",
+                text=[f"{v:g}" if isinstance(v, (int, float)) else str(v) for v in values], textposition="top center",
+                name=", ".join(f"{k}={v}" for k, v in zip(keys, other)) or "guided",
+                line=dict(color=COLOURS[i % len(COLOURS)]),
+                error_x=dict(array=[b["std"] or 0 for b in bpp], visible=any(b["std"] for b in bpp)),
+                error_y=dict(array=[q["std"] or 0 for q in psnr], visible=any(q["std"] for q in psnr)))
+        if first.anchor:
+            points = sorted(first.anchor, key=lambda p: p["bpp"])
+            fig.add_scatter(x=[p["bpp"] for p in points], y=[p["psnr"] for p in points], mode="lines+markers",
+                            name=anchor_label(**first.anchor_settings) if first.anchor_settings else "x265 on the video",
+                            line=dict(color="#7f7f7f", dash="dot"))
+    return figures
+
+
 def bd_by_video(records: list[Record]) -> go.Figure:
     """BD-rate of each guided setting against no guidance, one marker per video (over several seeds
     their mean, with ± one standard deviation), and the mean over the videos where it could be
@@ -152,6 +198,9 @@ def save_figures(records: list[Record], out_dir: str | os.PathLike) -> dict[str,
     """Write the sweep's figures as HTML (interactive, offline) and PNG into ``out_dir``, each
     atomically; returns the file names by figure."""
     figures = {f"rd_{re.sub(r'[^A-Za-z0-9._-]+', '_', video)}": fig for video, fig in rd_by_video(records).items()}
+    for axis in (a for a in CURVE_AXES if a in varying(records)):
+        figures.update({f"rd_along_{axis}_{re.sub(r'[^A-Za-z0-9._-]+', '_', video)}": fig
+                        for video, fig in rd_along(records, axis).items()})
     figures["bd_rate"] = bd_by_video(records)
     figures["psnr_by_step"] = psnr_by_step(records)
     return {name: save_figure(fig, out_dir, name) for name, fig in figures.items()}
