@@ -8,6 +8,13 @@ then the table, the differences against λ = 0 within each mode and the figures.
     python benchmarks/rate_study.py --steps 200 --period 50 --seeds 0 --out-dir runs/rate_study_small
 
 A re-run skips every finished job. Prints the tables (markdown); figures in ``--out-dir``.
+
+The experiments' own RD sweep moves the sparse grid's crf alone, while the JPEG-coded 2D grids hold
+most of the bits of a model this size: each arm's curve then spans a few percent of rate, and a
+rate term that moves the whole curve leaves too little overlap for a BD-PSNR. So both arms of every
+job are also swept over a ladder that moves every codec's quality together (``--ladder``: crf and
+the three JPEG qscales, the published setting in the middle), from the jobs' checkpoints; its table
+and figures go into ``--out-dir/ladder``.
 """
 from __future__ import annotations
 
@@ -17,6 +24,12 @@ import sys
 from pathlib import Path
 
 import nvpkit
+from nvpkit.compress import rd_sweep
+from nvpkit.experiments import GuideConfig, Results, bd_metrics
+from nvpkit.sweeps import Record
+
+LADDER = "15:1,2,2 21:2,3,3 27:3,5,5 33:5,7,7 39:8,10,10"
+"""The joint ladder: ``crf:qscale`` pairs, every codec's quality moved together."""
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "sweep.ipynb"
 
@@ -31,6 +44,9 @@ def main() -> None:
     parser.add_argument("--estimator", default="tv")
     parser.add_argument("--drift", default="0.05", help="codec_ste's drift refresh (CATRF's 0.05)")
     parser.add_argument("--num-cpus", default="2")
+    parser.add_argument("--ladder", default=LADDER, help=f"crf:qscale settings (default {LADDER!r})")
+    parser.add_argument("--collect-only", action="store_true", help="run no job: the tables and the ladder of "
+                        "the jobs finished in --out-dir")
     args = parser.parse_args()
     out = Path(args.out_dir)
     (out / "notebooks").mkdir(parents=True, exist_ok=True)
@@ -40,7 +56,7 @@ def main() -> None:
     runs = {"reload": ["-p", "modes", "reload", "-p", "rate_weights", f"0,{args.weights}"],
             "codec_ste": ["-p", "modes", "codec_ste", "-p", "drift", args.drift, "-p", "rate_weights", f"0,{args.weights}"],
             "none": ["-p", "modes", "none", "-p", "rate_weights", args.weights]}
-    for name, axes in runs.items():
+    for name, axes in ({} if args.collect_only else runs).items():
         subprocess.run([sys.executable, "-m", "papermill", str(NOTEBOOK), str(out / "notebooks" / f"{name}.ipynb"),
                         *common, *axes], check=True)
     records = nvpkit.collect(out)
@@ -48,6 +64,43 @@ def main() -> None:
     print()
     print(nvpkit.format_differences(nvpkit.sweep_differences(records, "rate_weight", 0)))
     print({name: files for name, files in nvpkit.save_figures(records, out).items()})
+    ladder = [{"crf": int(crf), "qscale": tuple(int(q) for q in qscale.split(","))}
+              for crf, qscale in (step.split(":") for step in args.ladder.split())]
+    swept = [on_ladder(record, ladder) for record in records]
+    print()
+    print(nvpkit.format_sweep_table(nvpkit.sweep_table(swept)))
+    print()
+    print(nvpkit.format_differences(nvpkit.sweep_differences(swept, "rate_weight", 0)))
+    print({name: files for name, files in nvpkit.save_figures(swept, out / "ladder").items()})
+
+
+def on_ladder(record: Record, ladder: list[dict]) -> Record:
+    """``record`` with both arms' RD curves and BD metrics from ``ladder`` (each arm loaded from its
+    checkpoint; the no-guidance arm's curve computed once per cached checkpoint), saved in the job's
+    ``ladder`` folder."""
+    saved = Path(record.results.config["out_dir"]) / "ladder" / "results.json"
+    if saved.exists():
+        results = Results.load(saved)
+    else:
+        cfg = GuideConfig.from_params({k: v for k, v in record.results.config.items() if k != "sweep"},
+                                      sweep=tuple(ladder))
+        video = cfg.load_video()
+        settings = {str(o): cfg.final_compressor(**o) for o in ladder}
+        curves = {arm: _curve(path, video, settings) for arm, path in record.results.checkpoints.items()}
+        base, guided = curves.values()
+        results = Results(**{**record.results.to_dict(), "rd": curves, "bd": bd_metrics(base, guided)})
+        results.save(saved)
+    return Record(record.name, record.parameters, results)
+
+
+_CURVES: dict[str, list] = {}
+
+
+def _curve(path: str, video: nvpkit.Video, settings: dict) -> list:
+    if path not in _CURVES:
+        model = nvpkit.Trainer.load(path, video).model
+        _CURVES[path] = rd_sweep(model, video, settings, progress=False)
+    return _CURVES[path]
 
 
 if __name__ == "__main__":
