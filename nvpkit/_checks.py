@@ -1,6 +1,7 @@
 """Argument checks shared by every layer: errors that name the parameter, its value and what is allowed."""
 from __future__ import annotations
 
+import math
 from collections.abc import Collection
 
 
@@ -25,6 +26,22 @@ def check_int(where: str, name: str, value: object, lo: int | None = None, hi: i
                                else f" >= {lo}" if lo is not None else f" <= {hi}" if hi is not None else ""))
         raise ValueError(f"{where}: {name}={show(value)} is not allowed; use {allowed}")
     return value
+
+
+def check_number(where: str, name: str, value: object, lo: float = 0.0, hi: float = math.inf, *,
+                 above: bool = False, note: str = "") -> float:
+    """``value`` as a float if it is a real number (not a bool) in ``[lo, hi)`` (``(lo, hi)`` with
+    ``above``), else ``ValueError`` saying what is allowed (and ``note``)."""
+    if not (is_number(value) and (lo < value if above else lo <= value) and value < hi):
+        low = f"> {lo:g}" if above else f">= {lo:g}"
+        bound = low if hi == math.inf else f"in {'(' if above else '['}{lo:g}, {hi:g})"
+        raise ValueError(f"{where}: {name}={show(value)} is not allowed; use a number {bound}{note}")
+    return float(value)
+
+
+def is_number(value: object) -> bool:
+    """Whether ``value`` is a real number proper (an int or a float, not a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def check_choice(where: str, name: str, value: object, allowed: Collection) -> object:

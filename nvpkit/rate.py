@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_choice, check_int, is_int
+from ._checks import check_choice, check_int, check_number, is_int
 from .parts import GRIDS, GRIDS_2D
 from .quantization import in_steps
 
@@ -115,12 +115,11 @@ class RateTerm:
     def __init__(self, estimator: str = "tv", weight: float = 1e-4, *, bits: int = 8, samples: int = 2**14,
                  lr: float = 1e-2, seed: int = 0):
         self.estimator = check_choice("RateTerm", "estimator", estimator, ESTIMATORS)
-        for name, value in (("weight", weight), ("lr", lr)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
-                raise ValueError(f"RateTerm: {name}={value!r} is not allowed; use a number > 0")
+        self.weight = check_number("RateTerm", "weight", weight, above=True)
+        self.lr = check_number("RateTerm", "lr", lr, above=True)
         if not is_int(seed):
             raise ValueError(f"RateTerm: seed={seed!r} is not allowed; use an int")
-        self.weight, self.lr, self.seed = float(weight), float(lr), seed
+        self.seed = seed
         self.bits = check_int("RateTerm", "bits", bits, 1, 16)
         self.samples = check_int("RateTerm", "samples", samples, 1)
         self.densities: nn.ModuleDict | None = None

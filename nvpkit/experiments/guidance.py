@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from .._checks import check_choice, check_int
+from .._checks import check_choice, check_int, check_number
 from ..compress import Compressed, Compressor
 from ..data import Video
 from ..metrics import psnr_from_mse
@@ -84,9 +84,7 @@ class Guidance:
         self.period = check_int("Guidance", "period", period, 1)
         self.mode = check_choice("Guidance", "mode", mode, MODES)
         self.codec_from = check_int("Guidance", "codec_from", codec_from, 0)
-        if isinstance(drift, bool) or not isinstance(drift, (int, float)) or not 0 <= drift < float("inf"):
-            raise ValueError(f"Guidance: drift={drift!r} is not allowed; use a number >= 0 (0: off)")
-        self.drift = float(drift)
+        self.drift = check_number("Guidance", "drift", drift, note=" (0: off)")
         if (self.drift or self.codec_from) and self.mode != "codec_ste":
             raise ValueError(f"Guidance: drift={drift!r} and codec_from={codec_from!r} are options of "
                              f"mode='codec_ste', not of mode={mode!r}")

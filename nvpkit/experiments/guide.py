@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .._checks import check_choice, check_int
+from .._checks import check_choice, check_int, check_number
 from .._files import runs_root
 from ..compress import COMPRESSORS, Compressor, container_bits, make_compressor, preset_settings, rd_sweep, video_anchor
 from ..compress.rd import anchor_decode, anchor_encode, check_anchor
@@ -108,10 +108,8 @@ class GuideConfig(ExperimentConfig):
             check_int("GuideConfig", name, getattr(self, name), 1)
         check_choice("GuideConfig", "mode", self.mode, MODES)
         check_choice("GuideConfig", "rate_estimator", self.rate_estimator, ESTIMATORS)
-        weight = self.rate_weight
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < float("inf"):
-            raise ValueError(f"GuideConfig: rate_weight={weight!r} is not allowed; use a number >= 0 (0: no rate term)")
-        if self.mode == "none" and not weight:
+        check_number("GuideConfig", "rate_weight", self.rate_weight, note=" (0: no rate term)")
+        if self.mode == "none" and not self.rate_weight:
             raise ValueError("GuideConfig: mode='none' with rate_weight=0 trains the guided arm as the no-guidance "
                              "one; give rate_weight > 0 (in a sweep, leave this combination out of the grid)")
         if self.period >= self.steps and self.mode != "none":
@@ -120,8 +118,7 @@ class GuideConfig(ExperimentConfig):
         check_choice("GuideConfig", "compressor", self.compressor, COMPRESSORS)
         for name, top in (("drift", float("inf")), ("codec_from", 1.0)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < top:
-                raise ValueError(f"GuideConfig: {name}={value!r} is not allowed; use a number in [0, {top:g})")
+            check_number("GuideConfig", name, value, hi=top)
             if value and self.mode != "codec_ste":
                 raise ValueError(f"GuideConfig: {name}={value!r} is an option of mode='codec_ste', not of "
                                  f"mode={self.mode!r}")
