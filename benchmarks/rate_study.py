@@ -5,6 +5,7 @@ published settings (JPEG 2/3/3 + HEVC crf 21 slow). Three runs of the sweep note
 then the table, the differences against λ = 0 within each mode and the figures.
 
     python benchmarks/rate_study.py                      # the sample clip, 3 seeds, 5,000 steps
+    python benchmarks/rate_study.py --modes none,codec_ste     # some runs only, in this order
     python benchmarks/rate_study.py --steps 200 --period 50 --seeds 0 --out-dir runs/rate_study_small
 
 A re-run skips every finished job. Prints the tables (markdown); figures in ``--out-dir``.
@@ -44,10 +45,15 @@ def main() -> None:
     parser.add_argument("--estimator", default="tv")
     parser.add_argument("--drift", default="0.05", help="codec_ste's drift refresh (CATRF's 0.05)")
     parser.add_argument("--num-cpus", default="2")
+    parser.add_argument("--modes", default="reload,codec_ste,none",
+                        help="which runs, in this order (reload, codec_ste, none)")
     parser.add_argument("--ladder", default=LADDER, help=f"crf:qscale settings (default {LADDER!r})")
     parser.add_argument("--collect-only", action="store_true", help="run no job: the tables and the ladder of "
                         "the jobs finished in --out-dir")
     args = parser.parse_args()
+    modes = args.modes.split(",")
+    if not set(modes) <= {"reload", "codec_ste", "none"}:
+        parser.error(f"--modes: {args.modes!r} names a run other than reload, codec_ste, none")
     out = Path(args.out_dir)
     (out / "notebooks").mkdir(parents=True, exist_ok=True)
     common = ["-p", "compressors", "hevc", "-p", "periods", str(args.period), "-p", "steps", str(args.steps),
@@ -56,7 +62,8 @@ def main() -> None:
     runs = {"reload": ["-p", "modes", "reload", "-p", "rate_weights", f"0,{args.weights}"],
             "codec_ste": ["-p", "modes", "codec_ste", "-p", "drift", args.drift, "-p", "rate_weights", f"0,{args.weights}"],
             "none": ["-p", "modes", "none", "-p", "rate_weights", args.weights]}
-    for name, axes in ({} if args.collect_only else runs).items():
+    for name in ([] if args.collect_only else modes):
+        axes = runs[name]
         subprocess.run([sys.executable, "-m", "papermill", str(NOTEBOOK), str(out / "notebooks" / f"{name}.ipynb"),
                         *common, *axes], check=True)
     records = nvpkit.collect(out)
