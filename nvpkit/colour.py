@@ -23,12 +23,11 @@ __all__ = ["Colour", "YuvSource", "to_planes", "plane_shapes", "split_planes", "
            "CHROMAS"]
 
 MATRICES = ("bt709", "bt601")
-"""Y'CbCr matrices nvpkit converts with (BT.709: HD video and UVG; BT.601: SD)."""
+"""Y'CbCr matrices nvpkit converts with (BT.709: HD video and UVG; BT.601: SD), by ffmpeg's names."""
 RANGES = ("tv", "pc")
 """Sample ranges: ``tv`` limited (16-235 luma at 8 bits, UVG's), ``pc`` full."""
 CHROMAS = {"420": (2, 2), "422": (2, 1), "444": (1, 1)}
 """Chroma formats and their horizontal and vertical subsampling."""
-_MATRIX = {"bt709": "bt709", "bt601": "bt601"}
 
 
 @dataclass(frozen=True)
@@ -62,7 +61,7 @@ class Colour:
 
     def rgb_args(self) -> list[str]:
         """ffmpeg output options that turn these planes into rgb24 with this matrix and range."""
-        return ["-vf", f"scale=in_color_matrix={_MATRIX[self.matrix]}:in_range={self.range}", "-pix_fmt", "rgb24"]
+        return ["-vf", f"scale=in_color_matrix={self.matrix}:in_range={self.range}", "-pix_fmt", "rgb24"]
 
     def describe(self) -> str:
         return f"{self.matrix.upper()} {'limited' if self.range == 'tv' else 'full'} range {self.chroma[0]}:" \
@@ -124,7 +123,7 @@ def to_planes(rgb: np.ndarray, colour: Colour) -> list[np.ndarray]:
     run = subprocess.run(
         [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
          "-s", f"{width}x{height}", "-i", "-", "-vf",
-         f"scale=out_color_matrix={_MATRIX[colour.matrix]}:out_range={colour.range}", "-pix_fmt", colour.pix_fmt,
+         f"scale=out_color_matrix={colour.matrix}:out_range={colour.range}", "-pix_fmt", colour.pix_fmt,
          "-f", "rawvideo", "-"], input=np.ascontiguousarray(rgb, np.uint8).tobytes(), capture_output=True)
     if run.returncode != 0:
         raise RuntimeError(f"to_planes: ffmpeg failed: {run.stderr.decode(errors='replace').strip()[:300]}")

@@ -38,7 +38,6 @@ SAMPLES = {"sample": DATA_DIR / "bigbuckbunny.mp4"}
 
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 _CONTAINERS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov"}
-_CHROMA = {"420": ("yuv420p", 1.5), "422": ("yuv422p", 2.0), "444": ("yuv444p", 3.0)}
 
 
 @dataclass
@@ -195,26 +194,18 @@ def _yuv_frames(path: Path, size: tuple[int, int] | None, chroma: str | None, bi
                          "name (UVG style: Name_1920x1080_120fps_420_8bit_YUV.yuv)")
     for key, value in (("width", width), ("height", height)):
         check_int(f"{str(path)!r}: raw .yuv", key, value, 1, 2**16)
-    chroma = chroma or parsed.get("chroma", "420")
-    bit_depth = bit_depth or parsed.get("bit_depth", 8)
-    fps = fps or parsed.get("fps", 25.0)
-    if chroma not in _CHROMA:
-        raise ValueError(f"{str(path)!r}: chroma={chroma!r} not supported; allowed: {sorted(_CHROMA)}")
-    if bit_depth not in (8, 10):
-        raise ValueError(f"{str(path)!r}: bit_depth={bit_depth!r} not supported; allowed: 8, 10")
-    pix_fmt, samples = _CHROMA[chroma]
-    if bit_depth == 10:
-        pix_fmt += "10le"
-    frame_bytes = int(width * height * samples) * (2 if bit_depth == 10 else 1)
-    total = path.stat().st_size
-    if total == 0 or total % frame_bytes:
-        raise ValueError(f"{str(path)!r}: truncated or mis-sized raw video: {total} bytes is not a whole number "
-                         f"of {width}x{height} {chroma} {bit_depth}-bit frames ({frame_bytes} bytes each)")
+    chroma, bit_depth = chroma or parsed.get("chroma", "420"), bit_depth or parsed.get("bit_depth", 8)
     try:
         colour = Colour(matrix, yuv_range, chroma, bit_depth)
     except ValueError as err:
         raise ValueError(f"{str(path)!r}: {err}") from None
-    params = ["-f", "rawvideo", "-pix_fmt", pix_fmt, "-s", f"{width}x{height}", "-framerate", f"{fps:g}"]
+    fps = fps or parsed.get("fps", 25.0)
+    frame_bytes = YuvSource(str(path), width, height, colour).frame_bytes
+    total = path.stat().st_size
+    if total == 0 or total % frame_bytes:
+        raise ValueError(f"{str(path)!r}: truncated or mis-sized raw video: {total} bytes is not a whole number "
+                         f"of {width}x{height} {chroma} {bit_depth}-bit frames ({frame_bytes} bytes each)")
+    params = ["-f", "rawvideo", "-pix_fmt", colour.pix_fmt, "-s", f"{width}x{height}", "-framerate", f"{fps:g}"]
     frames, _, _ = _ffmpeg_frames(path, params, colour)
     return total // frame_bytes, frames, fps, colour, (width, height)
 

@@ -82,6 +82,20 @@ def test_raw_yuv_size_from_arguments(tmp_path, frames):
     assert nvpkit.load_video(path, size=(64, 48)).num_frames == 6
 
 
+def test_raw_yuv_of_odd_size(tmp_path, frames):
+    """ffmpeg rounds subsampled chroma up: a 63x47 4:2:0 frame has 32x24 samples per chroma plane."""
+    odd = np.ascontiguousarray(frames[:, :47, :63])
+    path = tmp_path / "Clip_63x47_420_8bit.yuv"
+    ffmpeg_convert(odd, path, "-f", "rawvideo", "-pix_fmt", "yuv420p")
+    assert path.stat().st_size == 6 * (63 * 47 + 2 * 32 * 24)
+    video = nvpkit.load_video(path)
+    assert video.frames.shape == (6, 47, 63, 3) and psnr(video.frames, odd) > 30
+    with pytest.raises(ValueError, match=r"Clip_63x47_420_8bit.yuv'.*chroma='411'"):
+        nvpkit.load_video(path, chroma="411")
+    with pytest.raises(ValueError, match=r"Clip_63x47_420_8bit.yuv'.*bit_depth=12"):
+        nvpkit.load_video(path, bit_depth=12)
+
+
 def test_parse_yuv_name():
     assert parse_yuv_name("Jockey_1920x1080_120fps_420_8bit_YUV.yuv") == {
         "width": 1920, "height": 1080, "fps": 120.0, "chroma": "420", "bit_depth": 8}
