@@ -15,7 +15,8 @@ most of the bits of a model this size: each arm's curve then spans a few percent
 rate term that moves the whole curve leaves too little overlap for a BD-PSNR. So both arms of every
 job are also swept over a ladder that moves every codec's quality together (``--ladder``: crf and
 the three JPEG qscales, the published setting in the middle), from the jobs' checkpoints; its table
-and figures go into ``--out-dir/ladder``.
+and figures go into ``--out-dir/ladder``. (A new study can give the ladder to the jobs themselves,
+``-p sweep_ladder "..."`` of the notebooks; this one re-sweeps so that its finished jobs stand.)
 """
 from __future__ import annotations
 
@@ -26,11 +27,11 @@ from pathlib import Path
 
 import nvpkit
 from nvpkit.compress import rd_sweep
-from nvpkit.experiments import GuideConfig, Results, bd_metrics
+from nvpkit.experiments import GuideConfig, Results, bd_metrics, parse_ladder
 from nvpkit.sweeps import Record
 
-LADDER = "15:1,2,2 21:2,3,3 27:3,5,5 33:5,7,7 39:8,10,10"
-"""The joint ladder: ``crf:qscale`` pairs, every codec's quality moved together."""
+LADDER = "crf=15 qscale=1,2,2; crf=21 qscale=2,3,3; crf=27 qscale=3,5,5; crf=33 qscale=5,7,7; crf=39 qscale=8,10,10"
+"""The joint ladder (``parse_ladder``): every codec's quality moved together."""
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "sweep.ipynb"
 
@@ -47,13 +48,18 @@ def main() -> None:
     parser.add_argument("--num-cpus", default="2")
     parser.add_argument("--modes", default="reload,codec_ste,none",
                         help="which runs, in this order (reload, codec_ste, none)")
-    parser.add_argument("--ladder", default=LADDER, help=f"crf:qscale settings (default {LADDER!r})")
+    parser.add_argument("--ladder", default=LADDER,
+                        help=f"the points, as the notebooks' sweep_ladder (default {LADDER!r})")
     parser.add_argument("--collect-only", action="store_true", help="run no job: the tables and the ladder of "
                         "the jobs finished in --out-dir")
     args = parser.parse_args()
     modes = args.modes.split(",")
     if not set(modes) <= {"reload", "codec_ste", "none"}:
         parser.error(f"--modes: {args.modes!r} names a run other than reload, codec_ste, none")
+    try:
+        ladder = parse_ladder(args.ladder, "--ladder")  # checked before any job
+    except ValueError as error:
+        parser.error(str(error))
     out = Path(args.out_dir)
     (out / "notebooks").mkdir(parents=True, exist_ok=True)
     common = ["-p", "compressors", "hevc", "-p", "periods", str(args.period), "-p", "steps", str(args.steps),
@@ -71,8 +77,6 @@ def main() -> None:
     print()
     print(nvpkit.format_differences(nvpkit.sweep_differences(records, "rate_weight", 0)))
     print({name: files for name, files in nvpkit.save_figures(records, out).items()})
-    ladder = [{"crf": int(crf), "qscale": tuple(int(q) for q in qscale.split(","))}
-              for crf, qscale in (step.split(":") for step in args.ladder.split())]
     swept = [on_ladder(record, ladder) for record in records]
     print()
     print(nvpkit.format_sweep_table(nvpkit.sweep_table(swept)))
@@ -81,7 +85,7 @@ def main() -> None:
     print({name: files for name, files in nvpkit.save_figures(swept, out / "ladder").items()})
 
 
-def on_ladder(record: Record, ladder: list[dict]) -> Record:
+def on_ladder(record: Record, ladder: tuple[dict, ...]) -> Record:
     """``record`` with both arms' RD curves and BD metrics from ``ladder`` (each arm loaded from its
     checkpoint; the no-guidance arm's curve computed once per cached checkpoint), saved in the job's
     ``ladder`` folder."""
@@ -90,7 +94,7 @@ def on_ladder(record: Record, ladder: list[dict]) -> Record:
         results = Results.load(saved)
     else:
         cfg = GuideConfig.from_params({k: v for k, v in record.results.config.items() if k != "sweep"},
-                                      sweep=tuple(ladder))
+                                      sweep=ladder)
         video = cfg.load_video()
         settings = {str(o): cfg.final_compressor(**o) for o in ladder}
         curves = {arm: _curve(path, video, settings) for arm, path in record.results.checkpoints.items()}

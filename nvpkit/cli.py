@@ -75,6 +75,9 @@ def _add_config_options(parser: argparse.ArgumentParser, cls: type) -> None:
             swept = f"sweep_{setting}" if setting.endswith("s") else f"sweep_{setting}s"
             settings.add_argument(_option(swept), default=argparse.SUPPRESS, metavar="V1,V2,...",
                                   help=f"the final RD sweep of both arms over these values of {setting}")
+        settings.add_argument(_option("sweep_ladder"), default=argparse.SUPPRESS, metavar="'S=V S=V; S=V S=V'",
+                              help="the final RD sweep over points that set several settings at once, e.g. "
+                                   "'crf=15 qscale=1,2,2; crf=27 qscale=3,5,5' (replaces a --sweep-<setting>)")
 
 
 def _config(cls: type, args: argparse.Namespace):

@@ -53,6 +53,10 @@ def test_every_config_field_is_an_option_with_its_help(kind, capsys):
             assert first_words in flat, (option, first_words)
     if kind == "guide":
         assert "--crf" in text and "--sweep-crfs" in text and "--ranks" in text and "--sweep-ranks" in text
+        assert "--sweep-ladder" in text
+        args = cli.build_parser().parse_args(["guide", "--sweep-ladder", "crf=15 qscale=1,2,2; crf=27 qscale=3,5,5"])
+        assert KINDS["guide"].from_params(vars(args)).sweep == ({"crf": 15, "qscale": (1, 2, 2)},
+                                                                 {"crf": 27, "qscale": (3, 5, 5)})
 
 
 def _subparsers(parser):

@@ -129,6 +129,35 @@ def test_from_params_turns_a_parameters_cell_into_a_config():
         nvpkit.GuideConfig.from_params({**cell, "sweep_qscales": "2,3"})
 
 
+def test_sweep_ladder_moves_several_settings_per_point():
+    ladder = "crf=15 qscale=1,2,2; crf=27  qscale=3,5,5 ;"
+    expected = ({"crf": 15, "qscale": (1, 2, 2)}, {"crf": 27, "qscale": (3, 5, 5)})
+    assert nvpkit.experiments.parse_ladder(ladder, "sweep_ladder") == expected
+    assert nvpkit.experiments.parse_ladder(list(expected), "sweep_ladder") == expected
+    assert nvpkit.experiments.parse_ladder("", "sweep_ladder") == ()
+    cfg = nvpkit.GuideConfig.from_params({"sweep_crfs": "20,30", "sweep_ladder": ladder, "steps": 100, "period": 50})
+    assert cfg.sweep == expected  # the ladder replaces the one-setting list
+    point = cfg.compressors()["sweep setting {'crf': 27, 'qscale': (3, 5, 5)}"]
+    assert point.sparse.crf == 27 and [c.qscale for c in point.planes.values()] == [3, 5, 5]
+    empty = nvpkit.GuideConfig.from_params({"sweep_crfs": "20,30", "sweep_ladder": "", "steps": 100, "period": 50})
+    assert empty.sweep == ({"crf": 20}, {"crf": 30})
+    tucker = nvpkit.GuideConfig.from_params({"compressor": "tucker", "steps": 100, "period": 50,
+                                             "sweep_ladder": "ranks=0.4 storage=uint8; ranks=0.8 storage=float16"})
+    assert tucker.sweep == ({"ranks": 0.4, "storage": "uint8"}, {"ranks": 0.8, "storage": "float16"})
+
+
+@pytest.mark.parametrize("ladder, match", [
+    ("crf=15 crf=16", "'crf=15 crf=16' is not a list of distinct settings"),
+    ("crf=15 qscale", "'crf=15 qscale' is not a list of distinct settings"),
+    ("crf=15; =3", "'=3' is not a list"), (7, "sweep_ladder=7 is not allowed"),
+    ("crf=15 ranks=0.5", "sweep_ladder sets ranks, not settings of compressor='hevc'"),
+    ("crf=15 qscale=1,2,2; crf=27 qscale=0,5,5", "qscale"),  # checked by the compressor, before training
+])
+def test_bad_sweep_ladder(ladder, match):
+    with pytest.raises(ValueError, match=match):
+        nvpkit.GuideConfig.from_params({"sweep_ladder": ladder, "steps": 100, "period": 50})
+
+
 def test_bd_metrics():
     anchor = [{"bpp": b, "psnr": p} for b, p in [(1, 30), (2, 33), (3, 35), (4, 36)]]
     same = nvpkit.bd_metrics(anchor, anchor)

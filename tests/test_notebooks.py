@@ -17,8 +17,8 @@ TINY = {
                        "ranks": "2,6,6", "sweep_crfs": "20,40",
                        "anchor_crfs": "25,40", "preset": "fast"},
     "codec_guide.ipynb": {"num_frames": 4, "downscale": 8, "steps": 40, "period": 20, "batch": 512,
-                          "device": "cpu", "log_every": 10, "sweep_crfs": "15,30,45", "anchor_crfs": "25,40",
-                          "preset": "fast", "seeds": "0,1"},
+                          "device": "cpu", "log_every": 10, "anchor_crfs": "25,40", "preset": "fast", "seeds": "0,1",
+                          "sweep_ladder": "crf=15 qscale=2,3,3; crf=30 qscale=3,5,5; crf=45 qscale=8,10,10"},
     "tucker_guide.ipynb": {"num_frames": 4, "downscale": 8, "steps": 40, "period": 20, "batch": 512,
                            "device": "cpu", "log_every": 10, "sweep_ranks": "0.5,0.8", "anchor_crfs": "25,40"},
     "tucker_init.ipynb": {"num_frames": 4, "downscale": 8, "steps": 40, "batch": 512, "device": "cpu",
@@ -84,6 +84,12 @@ def test_notebook_runs_headless(name, tmp_path):
         assert "setting minus the `against` setting" in out.read_text()
     if name == "sweep.ipynb":
         _check_forwarded(tmp_path / "run")
+    if "sweep_ladder" in TINY[name]:  # every curve on the ladder's points, not on the default sweep_crfs
+        runs = json.loads((tmp_path / "run" / "results.json").read_text())["runs"]  # one per seed
+        curves = [curve for run in runs for curve in run["rd"].values()]
+        points = [{"crf": 15, "qscale": [2, 3, 3]}, {"crf": 30, "qscale": [3, 5, 5]},
+                  {"crf": 45, "qscale": [8, 10, 10]}]
+        assert len(curves) == 4 and all([json.loads(p["label"]) for p in curve] == points for curve in curves)
 
 
 def _check_forwarded(run):

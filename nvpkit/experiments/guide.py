@@ -33,7 +33,7 @@ from .bd import bd_metrics
 from .cache import GUIDED_KEYS, RATE_KEYS, arm_key, baseline, baseline_path
 from .config import ExperimentConfig, Stage, Timing
 from .guidance import MODES, Guidance
-from .params import parse_fields, parse_list, parse_setting
+from .params import parse_fields, parse_ladder, parse_list, parse_setting
 from .results import Results
 
 __all__ = ["GuideConfig"]
@@ -140,16 +140,24 @@ class GuideConfig(ExperimentConfig):
         """As ``ExperimentConfig.from_params``; in addition, parameters named like a setting of the
         chosen compressor preset (``crf``, ``qscale``, ``preset``; ``ranks``, ``storage``) go into
         ``settings``, and one ``sweep_<setting>`` list (or its plural: ``sweep_crfs = "15,21,27"``)
-        becomes ``sweep``."""
+        becomes ``sweep``; a non-empty ``sweep_ladder`` (``parse_ladder``: "crf=15 qscale=1,2,2;
+        crf=27 qscale=3,5,5", every codec's quality moved together) replaces that list."""
         values = {**parse_fields(cls, params), **overrides}
         name = values.get("compressor", cls.compressor)
         check_choice("GuideConfig", "compressor", name, COMPRESSORS)
         accepted = preset_settings(name)
         settings = {**{k: parse_setting(params[k]) for k in accepted if k in params}, **values.get("settings", {})}
+        ladder = parse_ladder(params.get("sweep_ladder", ""), "sweep_ladder")
+        unknown = sorted({k for point in ladder for k in point} - set(accepted))
+        if unknown:
+            raise ValueError(f"GuideConfig: sweep_ladder sets {', '.join(unknown)}, not settings of compressor="
+                             f"{name!r}; it takes {', '.join(accepted)}")
         swept = [(k, name) for k in accepted for name in (f"sweep_{k}", f"sweep_{k}s") if name in params]
-        if len(swept) > 1:
+        if len(swept) > 1 and not ladder:
             raise ValueError(f"GuideConfig: sweep one setting at a time, got {[name for _, name in swept]}")
-        if swept and "sweep" not in values:
+        if ladder and "sweep" not in values:
+            values["sweep"] = ladder
+        elif swept and "sweep" not in values:
             key, name = swept[0]
             values["sweep"] = tuple({key: v} for v in parse_list(params[name], name))
         return cls(**{**values, "settings": settings})

@@ -15,7 +15,7 @@ from typing import Any
 
 from .._checks import is_int
 
-__all__ = ["parse_value", "parse_list", "parse_setting", "parse_fields", "field_docs"]
+__all__ = ["parse_value", "parse_list", "parse_setting", "parse_ladder", "parse_fields", "field_docs"]
 
 
 def parse_value(text: Any) -> Any:
@@ -46,6 +46,25 @@ def parse_list(text: Any, name: str) -> tuple:
 def parse_setting(text: Any) -> Any:
     """A compressor setting: a comma list as a tuple ("2,3,3"), else a single value."""
     return parse_list(text, "setting") if isinstance(text, str) and "," in text else parse_value(text)
+
+
+def parse_ladder(text: Any, name: str) -> tuple[dict[str, Any], ...]:
+    """Points that each set several compressor settings at once, separated by ``;``, each a list of
+    ``setting=value``: "crf=15 qscale=1,2,2; crf=27 qscale=3,5,5" -> ({"crf": 15, "qscale": (1, 2, 2)},
+    {"crf": 27, "qscale": (3, 5, 5)}). An empty string is no point; a sequence of dicts passes through."""
+    if isinstance(text, (tuple, list)) and all(isinstance(point, dict) for point in text):
+        return tuple(dict(point) for point in text)
+    example = "give points separated by ';', each 'setting=value ...', e.g. 'crf=15 qscale=1,2,2; crf=27 qscale=3,5,5'"
+    if not isinstance(text, str):
+        raise ValueError(f"{name}={text!r} is not allowed; {example}")
+    points = []
+    for point in filter(None, (p.strip() for p in text.split(";"))):
+        pairs = [token.partition("=") for token in point.split()]
+        keys = [key for key, _, _ in pairs]
+        if not all(key and sep and value for key, sep, value in pairs) or len(set(keys)) < len(keys):
+            raise ValueError(f"{name}={text!r}: the point {point!r} is not a list of distinct settings; {example}")
+        points.append({key: parse_setting(value) for key, _, value in pairs})
+    return tuple(points)
 
 
 def _coerce(owner: str, name: str, kind: Any, value: Any) -> Any:
