@@ -18,6 +18,6 @@ __all__ = [
     "bd_metrics", "AUTO", "ExperimentConfig", "Timing", "GuideConfig", "InitConfig", "KINDS", "NOTEBOOK_CONFIGS",
     "MODES", "Guidance", "PixelProbe", "MAPPINGS", "PullToInit", "steps_to_reach", "tucker_init", "field_docs",
     "parse_fields", "parse_ladder", "parse_list", "parse_setting", "parse_value", "Plan", "check", "check_all",
-    "choose_batch", "fit_batch", "plan", "Results", "aggregate", "interval", "mean_curve", "paired", "seed_label", "summary",
-    "Monitor", "run_experiment", "train_arm",
+    "choose_batch", "fit_batch", "plan", "Results", "aggregate", "interval", "mean_curve", "paired", "seed_label",
+    "summary", "Monitor", "run_experiment", "train_arm",
 ]
