@@ -222,6 +222,20 @@ def test_an_rd_curve_along_the_rate_weight_per_mode(tmp_path):
     assert "rd_along_rate_weight_jockey" in nvpkit.save_figures(records, tmp_path)
 
 
+def test_a_combination_with_fewer_seeds_is_labelled_by_its_seeds(tmp_path):
+    """A partly finished sweep: one setting has one seed where the others have two."""
+    records = [seeded(fake_record(f"{mode}{seed}", "hevc", 10, 30.0 + seed, 0.5, -1.0), seed, "jockey")
+               for mode, seeds in (("reload", (0, 1)), ("codec_ste", (0, 1)), ("none", (0,))) for seed in seeds]
+    for record, mode in zip(records, ("reload", "reload", "codec_ste", "codec_ste", "none")):
+        record.parameters["mode"] = mode
+    names = {t.name for t in rd_by_video(records)["jockey"].data if t.fill != "toself"}
+    assert names == {"no guidance (seeds=0,1)", "no guidance (seeds=0)", "hevc guidance (mode=reload, seeds=0,1)",
+                     "hevc guidance (mode=codec_ste, seeds=0,1)", "hevc guidance (mode=none, seeds=0)"}
+    assert set(bd_by_video(records).data[0].x) == {"mode=reload, seeds=0,1", "mode=codec_ste, seeds=0,1",
+                                                  "mode=none, seeds=0"}
+    assert "rd_jockey" in nvpkit.save_figures(records, tmp_path)
+
+
 T_975_DF1 = 12.706204736174707
 """The 97.5% quantile of Student's t with 1 degree of freedom (from a table)."""
 

@@ -40,7 +40,9 @@ def _first_arm_labels(records: list[Record], curve) -> dict[str, str]:
 def _mean_records(records: list[Record]) -> list[Record]:
     """Records that differ only in their seeds (and every seed of a record run over several) as one
     record per combination: its RD curves the mean over seeds with their spread (``mean_curve``), its
-    BD-rate the mean (``bd_rate_std`` beside it). A combination of one seed stays as it is."""
+    BD-rate the mean (``bd_rate_std`` beside it). A combination of one seed keeps its results. Every
+    record's seed parameters become ``seeds``, the seeds it holds ("0,1,2"), so that a combination
+    with fewer seeds than the others (a partly finished sweep) is told apart in the labels."""
     groups: dict[str, list[Record]] = {}
     for record in records:
         params = {k: v for k, v in record.parameters.items() if k not in (*SEED_KEYS, "out_dir")}
@@ -48,8 +50,10 @@ def _mean_records(records: list[Record]) -> list[Record]:
     out = []
     for group in groups.values():
         runs = [run for record in group for run in record.results.per_seed()]
+        params = {**{k: v for k, v in group[0].parameters.items() if k not in SEED_KEYS},
+                  "seeds": ",".join(str(run.config.get("seed")) for run in runs)}
         if len(runs) == 1:
-            out.append(group[0])
+            out.append(Record(group[0].name, params, group[0].results))
             continue
         first = runs[0]
         rd = {arm: mean_curve([run.rd[arm] for run in runs]) for arm in first.rd} if all(r.rd for r in runs) else {}
@@ -57,7 +61,6 @@ def _mean_records(records: list[Record]) -> list[Record]:
         results = Results(first.kind, first.config, first.video, first.arms, first.table, rd=rd,
                           bd={"bd_rate": bd["mean"], "bd_rate_std": bd["std"]} if bd["n"] else {},
                           anchor=first.anchor, anchor_settings=first.anchor_settings)
-        params = {k: v for k, v in group[0].parameters.items() if k not in SEED_KEYS}
         out.append(Record(group[0].name, params, results))
     return out
 
