@@ -223,7 +223,8 @@ def test_an_rd_curve_along_the_rate_weight_per_mode(tmp_path):
 
 
 def test_a_combination_with_fewer_seeds_is_labelled_by_its_seeds(tmp_path):
-    """A partly finished sweep: one setting has one seed where the others have two."""
+    """A partly finished sweep: one setting has one seed where the others have two; and sweeps of
+    different modes in one folder, where only some jobs have a parameter."""
     records = [seeded(fake_record(f"{mode}{seed}", "hevc", 10, 30.0 + seed, 0.5, -1.0), seed, "jockey")
                for mode, seeds in (("reload", (0, 1)), ("codec_ste", (0, 1)), ("none", (0,))) for seed in seeds]
     for record, mode in zip(records, ("reload", "reload", "codec_ste", "codec_ste", "none")):
@@ -233,6 +234,12 @@ def test_a_combination_with_fewer_seeds_is_labelled_by_its_seeds(tmp_path):
                      "hevc guidance (mode=codec_ste, seeds=0,1)", "hevc guidance (mode=none, seeds=0)"}
     assert set(bd_by_video(records).data[0].x) == {"mode=reload, seeds=0,1", "mode=codec_ste, seeds=0,1",
                                                   "mode=none, seeds=0"}
+    assert "rd_jockey" in nvpkit.save_figures(records, tmp_path)
+    records[2].parameters["drift"] = records[3].parameters["drift"] = 0.05  # codec_ste's option, from its own sweep
+    names = {t.name for t in rd_by_video(records)["jockey"].data if t.fill != "toself"}
+    assert {"hevc guidance (mode=reload, seeds=0,1)", "hevc guidance (drift=0.05, mode=codec_ste, seeds=0,1)"} <= names
+    along = {t.name for t in rd_along(records, "mode")["jockey"].data}
+    assert {"drift=0.05", "guided"} <= along  # reload and none have no drift: no "drift=None"
     assert "rd_jockey" in nvpkit.save_figures(records, tmp_path)
 
 

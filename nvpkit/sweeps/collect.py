@@ -54,7 +54,9 @@ def video_name(record: Record) -> str:
 
 
 def setting_label(record: Record, keys: list[str]) -> str:
-    return ", ".join(f"{k}={record.parameters[k]}" for k in keys) or record.name
+    """``keys=values`` of the record's parameters (a parameter its job does not have is left out:
+    sweeps of different modes collected from one folder), else its folder name."""
+    return ", ".join(f"{k}={record.parameters[k]}" for k in keys if k in record.parameters) or record.name
 
 
 def varying_keys(params: list[dict[str, Any]], exclude: tuple[str, ...] = ()) -> list[str]:

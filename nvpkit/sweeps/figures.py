@@ -131,7 +131,7 @@ def rd_along(records: list[Record], axis: str) -> dict[str, go.Figure]:
             fig.add_scatter(
                 x=[b["mean"] for b in bpp], y=[q["mean"] for q in psnr], mode="lines+markers+text",
                 text=[f"{v:g}" if isinstance(v, (int, float)) else str(v) for v in values], textposition="top center",
-                name=", ".join(f"{k}={v}" for k, v in zip(keys, other)) or "guided",
+                name=", ".join(f"{k}={v}" for k, v in zip(keys, other) if v is not None) or "guided",
                 line=dict(color=COLOURS[i % len(COLOURS)]),
                 error_x=dict(array=[b["std"] or 0 for b in bpp], visible=any(b["std"] for b in bpp)),
                 error_y=dict(array=[q["std"] or 0 for q in psnr], visible=any(q["std"] for q in psnr)))
