@@ -77,6 +77,18 @@ def test_pngs_keep_error_bars_and_dashes(tmp_path):
     assert red(dashed) < red(plain)  # gaps in the line
 
 
+def test_a_long_legend_goes_below_the_axes(tmp_path):
+    import plotly.graph_objects as go
+
+    def figure(curves: int) -> go.Figure:
+        return go.Figure([go.Scatter(x=[1, 2], y=[i, i + 1.0], mode="lines+markers", name=f"a long setting label {i}")
+                          for i in range(curves)])
+
+    short = _png(figure(2), tmp_path / "a.png")
+    long = _png(figure(nvpkit.viz.figures.LEGEND_INSIDE + 2), tmp_path / "b.png")
+    assert long.shape[0] > short.shape[0] + 100  # 6 lines of legend added below the axes
+
+
 def test_a_folders_html_figures_share_one_plotly_js(tmp_path):
     import plotly.graph_objects as go
     for name in ("one", "two", "three"):

@@ -36,6 +36,10 @@ def _error(bar) -> list | None:
     return [minus, plus]
 
 
+LEGEND_INSIDE = 4
+"""A PNG's legend of more entries than this (or of a label over 40 characters) goes below the axes."""
+
+
 def figure_png(fig: go.Figure, path: str | os.PathLike) -> None:
     """Draw a plotly figure with matplotlib, one panel per x axis: line, marker and (stacked) bar
     traces, bands, dashed lines and error bars (what nvpkit's figures use)."""
@@ -46,6 +50,7 @@ def figure_png(fig: go.Figure, path: str | os.PathLike) -> None:
     axes_names = sorted({t.xaxis or "x" for t in fig.data}, key=lambda a: int(a[1:] or 1)) or ["x"]
     plot, axes = plt.subplots(1, len(axes_names), figsize=(6 * len(axes_names), 4), squeeze=False)
     stacked: dict[str, np.ndarray] = {}  # per axis, the top of the bars so far
+    outside = []  # legends drawn below their axes
     for trace in fig.data:
         if trace.x is None or not len(trace.x):
             continue
@@ -86,14 +91,23 @@ def figure_png(fig: go.Figure, path: str | os.PathLike) -> None:
             ax.tick_params(axis="x", labelrotation=20)  # categories: long labels
             for label in ax.get_xticklabels():
                 label.set_horizontalalignment("right")
-        if ax.get_legend_handles_labels()[0]:
+        labels = ax.get_legend_handles_labels()[1]
+        if len(labels) > LEGEND_INSIDE or max(map(len, labels), default=0) > 40:  # below the axes, not over the data
+            outside.append(ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0, -0.16), frameon=False))
+            outside[-1].set_in_layout(False)
+        elif labels:
             ax.legend(fontsize=8)
         elif not (ax.lines or ax.patches):
             ax.text(0.5, 0.5, "nothing measured", ha="center", va="center", transform=ax.transAxes)
     if fig.layout.title.text:
         plot.suptitle(fig.layout.title.text)
+    below = max((len(legend.get_texts()) for legend in outside), default=0)
+    extra = 0.25 + 0.17 * below if below else 0.0  # inches of legend below the axes, which keep their height
+    plot.set_figheight(plot.get_figheight() + extra)
     plot.tight_layout()
-    plot.savefig(path, dpi=110, format="png")
+    plot.subplots_adjust(bottom=plot.subplotpars.bottom + extra / plot.get_figheight())
+    tight = dict(bbox_inches="tight", bbox_extra_artists=plot.get_default_bbox_extra_artists() + outside)
+    plot.savefig(path, dpi=110, format="png", **(tight if outside else {}))  # a wide legend widens the image
     plt.close(plot)
 
 
