@@ -2,7 +2,8 @@
 and with the rate term at two weights, and the rate term alone, over seeds, on one clip; HEVC at the
 published settings (JPEG 2/3/3 + HEVC crf 21 slow). Three runs of the sweep notebook into one folder
 (codec_ste's ``drift`` is not an option of the other modes, and the rate term alone needs λ > 0),
-then the table, the differences against λ = 0 within each mode and the figures.
+then the table, the differences against λ = 0 within each mode and the figures; on the ladder
+(below) also each mode against the rate term alone at the same λ.
 
     python benchmarks/rate_study.py                      # the sample clip, 3 seeds, 5,000 steps
     python benchmarks/rate_study.py --modes none,codec_ste     # some runs only, in this order
@@ -15,8 +16,10 @@ most of the bits of a model this size: each arm's curve then spans a few percent
 rate term that moves the whole curve leaves too little overlap for a BD-PSNR. So both arms of every
 job are also swept over a ladder that moves every codec's quality together (``--ladder``: crf and
 the three JPEG qscales, the published setting in the middle), from the jobs' checkpoints; its table
-and figures go into ``--out-dir/ladder``. (A new study can give the ladder to the jobs themselves,
-``-p sweep_ladder "..."`` of the notebooks; this one re-sweeps so that its finished jobs stand.)
+and figures go into ``--out-dir/ladder``, with ``rd_at_largest_weight_<video>``: the RD curves of
+each mode at the largest λ and of reload without the term. (A new study can give the ladder to the
+jobs themselves, ``-p sweep_ladder "..."`` of the notebooks; this one re-sweeps so that its
+finished jobs stand.)
 """
 from __future__ import annotations
 
@@ -28,7 +31,8 @@ from pathlib import Path
 import nvpkit
 from nvpkit.compress import rd_sweep
 from nvpkit.experiments import GuideConfig, Results, bd_metrics, parse_ladder
-from nvpkit.sweeps import Record
+from nvpkit.sweeps import Record, rd_by_video
+from nvpkit.viz import save_figure
 
 LADDER = "crf=15 qscale=1,2,2; crf=21 qscale=2,3,3; crf=27 qscale=3,5,5; crf=33 qscale=5,7,7; crf=39 qscale=8,10,10"
 """The joint ladder (``parse_ladder``): every codec's quality moved together."""
@@ -82,7 +86,14 @@ def main() -> None:
     print(nvpkit.format_sweep_table(nvpkit.sweep_table(swept)))
     print()
     print(nvpkit.format_differences(nvpkit.sweep_differences(swept, "rate_weight", 0)))
+    print()  # what reload's round trips add to the rate term at the same λ
+    print(nvpkit.format_differences(nvpkit.sweep_differences(swept, "mode", "none")))
     print({name: files for name, files in nvpkit.save_figures(swept, out / "ladder").items()})
+    top = max(float(w) for w in args.weights.split(","))  # each mode at the largest λ, and reload without the term
+    chosen = [r for r in swept if float(r.parameters.get("rate_weight", 0)) == top
+              or (r.parameters.get("mode") == "reload" and not float(r.parameters.get("rate_weight", 0)))]
+    for video, fig in rd_by_video(chosen).items():
+        print(save_figure(fig, out / "ladder", f"rd_at_largest_weight_{video}"))
 
 
 def on_ladder(record: Record, ladder: tuple[dict, ...]) -> Record:
