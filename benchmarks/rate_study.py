@@ -57,9 +57,12 @@ def main() -> None:
     parser.add_argument("--collect-only", action="store_true", help="run no job: the tables and the ladder of "
                         "the jobs finished in --out-dir")
     args = parser.parse_args()
+    runs = {"reload": ["-p", "modes", "reload", "-p", "rate_weights", f"0,{args.weights}"],
+            "codec_ste": ["-p", "modes", "codec_ste", "-p", "drift", args.drift, "-p", "rate_weights", f"0,{args.weights}"],
+            "none": ["-p", "modes", "none", "-p", "rate_weights", args.weights]}
     modes = args.modes.split(",")
-    if not set(modes) <= {"reload", "codec_ste", "none"}:
-        parser.error(f"--modes: {args.modes!r} names a run other than reload, codec_ste, none")
+    if not set(modes) <= set(runs):
+        parser.error(f"--modes: {args.modes!r} names a run other than {', '.join(runs)}")
     try:
         ladder = parse_ladder(args.ladder, "--ladder")  # checked before any job
     except ValueError as error:
@@ -69,13 +72,9 @@ def main() -> None:
     common = ["-p", "compressors", "hevc", "-p", "periods", str(args.period), "-p", "steps", str(args.steps),
               "-p", "seeds", args.seeds, "-p", "num_cpus", args.num_cpus, "-p", "rate_estimators", args.estimator,
               "-p", "out_dir", str(out)]
-    runs = {"reload": ["-p", "modes", "reload", "-p", "rate_weights", f"0,{args.weights}"],
-            "codec_ste": ["-p", "modes", "codec_ste", "-p", "drift", args.drift, "-p", "rate_weights", f"0,{args.weights}"],
-            "none": ["-p", "modes", "none", "-p", "rate_weights", args.weights]}
     for name in ([] if args.collect_only else modes):
-        axes = runs[name]
         subprocess.run([sys.executable, "-m", "papermill", str(NOTEBOOK), str(out / "notebooks" / f"{name}.ipynb"),
-                        *common, *axes], check=True)
+                        *common, *runs[name]], check=True)
     records = nvpkit.collect(out)
     print(nvpkit.format_sweep_table(nvpkit.sweep_table(records)))
     print()
@@ -89,9 +88,9 @@ def main() -> None:
     print()  # what reload's round trips add to the rate term at the same λ
     print(nvpkit.format_differences(nvpkit.sweep_differences(swept, "mode", "none")))
     print({name: files for name, files in nvpkit.save_figures(swept, out / "ladder").items()})
+    weight = lambda record: float(record.parameters.get("rate_weight", 0))  # noqa: E731
     top = max(float(w) for w in args.weights.split(","))  # each mode at the largest λ, and reload without the term
-    chosen = [r for r in swept if float(r.parameters.get("rate_weight", 0)) == top
-              or (r.parameters.get("mode") == "reload" and not float(r.parameters.get("rate_weight", 0)))]
+    chosen = [r for r in swept if weight(r) == top or (r.parameters.get("mode") == "reload" and not weight(r))]
     for video, fig in rd_by_video(chosen).items():
         print(save_figure(fig, out / "ladder", f"rd_at_largest_weight_{video}"))
 
@@ -107,8 +106,7 @@ def on_ladder(record: Record, ladder: tuple[dict, ...]) -> Record:
         cfg = GuideConfig.from_params({k: v for k, v in record.results.config.items() if k != "sweep"},
                                       sweep=ladder)
         video = cfg.load_video()
-        settings = {str(o): cfg.final_compressor(**o) for o in ladder}
-        curves = {arm: _curve(path, video, settings) for arm, path in record.results.checkpoints.items()}
+        curves = {arm: _curve(path, video, cfg.sweep_settings()) for arm, path in record.results.checkpoints.items()}
         base, guided = curves.values()
         results = Results(**{**record.results.to_dict(), "rd": curves, "bd": bd_metrics(base, guided)})
         results.save(saved)

@@ -166,6 +166,10 @@ class GuideConfig(ExperimentConfig):
         """The compressor of the guidance events and the final compression (with ``override`` settings)."""
         return make_compressor(self.compressor, **{**self.settings, **override})
 
+    def sweep_settings(self) -> dict[str, Compressor]:
+        """The RD sweep's compressors, each labelled by its overrides as JSON (``'{"crf": 15}'``)."""
+        return {json.dumps(o, sort_keys=True): self.final_compressor(**o) for o in self.sweep}
+
     def anchor(self) -> dict[str, str]:
         """The anchor's ``codec``, ``preset`` (resolved, see ``anchor_preset``), ``chroma`` and ``tune``."""
         sparse = self.final_compressor().sparse
@@ -310,8 +314,7 @@ class GuideConfig(ExperimentConfig):
                            **{k: v for k, v in measured.items() if k not in ("shape", "seconds", "path", "note")},
                            "uncompressed_psnr": raw.psnr, "uncompressed_psnr_float": raw.psnr_float}
             if self.sweep:
-                settings = {json.dumps(o, sort_keys=True): self.final_compressor(**o) for o in self.sweep}
-                curves[name] = rd_sweep(trainer.model, video, settings, progress=False)
+                curves[name] = rd_sweep(trainer.model, video, self.sweep_settings(), progress=False)
         first = final[base_name]
         table = [{"method": name, "bpp": f["bpp"], "psnr": f["psnr"], "psnr_float": f["psnr_float"],
                   "yuv_psnr": f["yuv_psnr"], "delta_bpp": f["bpp"] - first["bpp"],
